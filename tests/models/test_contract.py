@@ -1,0 +1,73 @@
+"""Every registered model obeys the zoo contract."""
+
+import pytest
+import torch
+
+import wavezoo
+from wavezoo import ConfigError
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_shape_contract(name):
+    model = wavezoo.create_model(name, input_size=3, output_size=5, hidden_size=16)
+    assert isinstance(model, torch.nn.Module)
+    y = model(torch.randn(4, 7, 3))
+    assert y.shape == (4, 7, 5)
+    assert model.hidden_size == 16
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_outputs_are_causal(name):
+    torch.manual_seed(0)
+    model = wavezoo.create_model(name, input_size=2, output_size=2, hidden_size=16).eval()
+    x = torch.randn(2, 9, 2)
+    changed = x.clone()
+    changed[:, 5:] += 1.0
+    assert torch.allclose(model(x)[:, :5], model(changed)[:, :5], atol=1e-6)
+    assert not torch.allclose(model(x)[:, 5:], model(changed)[:, 5:])
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_wrong_rank_or_width_is_a_clear_error(name):
+    model = wavezoo.create_model(name, input_size=3, output_size=1, hidden_size=8)
+    with pytest.raises(ConfigError, match=r"got input of shape \(4, 3\); expected a 3-d tensor"):
+        model(torch.randn(4, 3))
+    with pytest.raises(ConfigError, match=r"input_size=3"):
+        model(torch.randn(2, 5, 4))
+
+
+def test_paper_elman_has_no_biases():
+    model = wavezoo.create_model("elman", input_size=8, output_size=8, hidden_size=128)
+    names = {n for n, _ in model.named_parameters()}
+    assert names == {"rnn.weight_ih_l0", "rnn.weight_hh_l0", "readout.weight"}
+    assert sum(p.numel() for p in model.parameters()) == 128 * 8 + 128 * 128 + 8 * 128
+    assert torch.equal(model(torch.zeros(1, 4, 8)), torch.zeros(1, 4, 8))  # h(0) = 0, no bias
+
+
+def test_elman_is_the_paper_equation():
+    model = wavezoo.create_model("elman", input_size=2, output_size=3, hidden_size=4).double()
+    x = torch.randn(1, 6, 2, dtype=torch.float64)
+    w_hh, w_uh, w_r = model.rnn.weight_hh_l0, model.rnn.weight_ih_l0, model.readout.weight
+    h, outs = torch.zeros(4, dtype=torch.float64), []
+    for t in range(6):
+        h = torch.tanh(w_hh @ h + w_uh @ x[0, t])
+        outs.append(w_r @ h)
+    assert torch.allclose(model(x)[0], torch.stack(outs))
+
+
+def test_registry_errors_list_the_choices():
+    with pytest.raises(ConfigError, match="unknown model 'resnet'; registered models: elman, gru, lstm"):
+        wavezoo.create_model("resnet", input_size=1, output_size=1)
+    with pytest.raises(ConfigError, match="hidden_size=0 is invalid"):
+        wavezoo.create_model("lstm", input_size=1, output_size=1, hidden_size=0)
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'depth'"):
+        wavezoo.create_model("gru", input_size=1, output_size=1, depth=3)
+    with pytest.raises(ConfigError, match="num_heads=3 must divide hidden_size=16"):
+        wavezoo.create_model("transformer", input_size=1, output_size=1, hidden_size=16, num_heads=3)
+    with pytest.raises(ConfigError, match="no published pretrained weights"):
+        wavezoo.create_model("elman", input_size=1, output_size=1, pretrained=True)
+
+
+def test_list_models_filters():
+    assert wavezoo.list_models("*ru*") == ["gru"]
+    assert {"elman", "gru", "lstm", "transformer"} <= set(wavezoo.list_models())

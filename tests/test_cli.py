@@ -1,0 +1,90 @@
+"""The `wavezoo` LightningCLI: every config parses, fit/test/predict run, user mistakes give one line."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from wavezoo.cli import build_cli, main
+from wavezoo.lit import SequenceRegression
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def test_there_is_a_config_per_task_and_baseline():
+    tasks = {p.parent.name for p in CONFIGS}
+    assert {"variable_binding", "hds", "copy", "adding"} <= tasks
+    for task in tasks:
+        assert {"elman", "gru", "lstm", "transformer"} <= {p.stem for p in CONFIGS if p.parent.name == task}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_config_instantiates_model_and_data(config):
+    cli = build_cli(["--config", str(config), "--trainer.logger", "false", *QUIET], run=False)
+    x, y, mask = cli.datamodule.eval_set("val")[0]
+    out = cli.model(x[:2])
+    assert out.shape[:2] == x[:2].shape[:2] and out.shape[-1] == cli.datamodule.output_size
+
+
+def test_fit_then_test_then_predict(tmp_path, capsys):
+    config = ROOT / "configs/variable_binding/gru.yaml"
+    common = ["--config", str(config), "--trainer.logger.init_args.save_dir", str(tmp_path), *QUIET]
+    small = ["--data.task", "T4", "--data.test_batches", "1", "--data.val_batches", "1"]
+    main(
+        [
+            "fit",
+            *common,
+            *small,
+            "--trainer.max_steps",
+            "4",
+            "--data.steps_per_epoch",
+            "2",
+            "--model.init_args.hidden_size",
+            "16",
+            "--test_after_fit",
+            "true",
+        ]
+    )
+    run = tmp_path / "variable_binding/gru/version_0"
+    last = run / "checkpoints/last.ckpt"
+    assert last.exists() and any(p.name.startswith("best-step") for p in (run / "checkpoints").iterdir())
+    assert (run / "config.yaml").exists() and list(run.glob("events.out.tfevents*"))
+    assert "test/acc" in capsys.readouterr().out
+    restored = SequenceRegression.load_from_checkpoint(last)
+    assert restored.hparams.hidden_size == 16
+    main(["test", "--config", str(run / "config.yaml"), "--ckpt_path", str(last), *QUIET])
+    assert "test/acc" in capsys.readouterr().out
+    predict = build_cli(["predict", "--config", str(run / "config.yaml"), "--ckpt_path", str(last), *QUIET])
+    assert predict.trainer.predict_loop.predictions[0].shape == (64, 208, 8)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data.task", "T9"], "task='T9' is invalid: expected one of 'T1', 'T2', 'T3', 'T4', 'custom'"),
+        (["--model.init_args.model", "rnnn"], "unknown model 'rnnn'; registered models: elman"),
+        (["--data.dim", "0", "--data.task", "custom", "--data.operator", "[]"], "d (dim)=0 is invalid"),
+        (["--data.horizons", "[0]"], "horizon=0 is invalid: expected an integer >= 1"),
+        (["--model.init_args.hidden_size", "-3"], "hidden_size=-3 is invalid"),
+        (["--model.init_args.lr", "0"], "lr=0.0 is invalid: expected a finite number > 0"),
+    ],
+)
+def test_user_mistakes_give_one_line(args, message, capsys):
+    config = ROOT / "configs/variable_binding/elman.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), *args, "--trainer.logger", "false", *QUIET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("wavezoo: error: ")]
+    assert message in line
+    assert "Traceback" not in err
+
+
+def test_wrong_tensor_rank_for_a_loaded_model():
+    cli = build_cli(
+        ["--config", str(ROOT / "configs/adding/lstm.yaml"), "--trainer.logger", "false", *QUIET], run=False
+    )
+    with pytest.raises(ValueError, match=r"expected a 3-d tensor \[batch, time, input_size=2\]"):
+        cli.model(torch.zeros(100, 2))

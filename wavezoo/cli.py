@@ -1,0 +1,99 @@
+"""The ``wavezoo`` command: a LightningCLI over every registered model and DataModule.
+
+    wavezoo fit  --config configs/variable_binding/elman.yaml [--data.task T3] [--test_after_fit true]
+    wavezoo test --config configs/variable_binding/elman.yaml --ckpt_path runs/.../checkpoints/last.ckpt
+
+``--model`` takes any :class:`~wavezoo.lit.SequenceTaskModule` subclass and ``--data`` any LightningDataModule
+(``class_path``/``init_args`` in YAML); the model's ``input_size``/``output_size`` are linked to the data's.
+A user mistake (bad name, size, shape...) prints one line, ``wavezoo: error: ...``, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from wavezoo.errors import ConfigError
+from wavezoo.lit import SequenceTaskModule
+
+TRAINER_DEFAULTS = {
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "runs", "name": "wavezoo"},
+    },
+}
+
+
+class WavezooCLI(LightningCLI):
+    """LightningCLI with the zoo's defaults: TensorBoard, rich progress, ``last.ckpt`` + best checkpoint."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.input_size", "model.init_args.input_size", apply_on="instantiate")
+        parser.link_arguments("data.output_size", "model.init_args.output_size", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-step{step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_argument("--test_after_fit", type=bool, default=False, help="after `fit`, test the best checkpoint")
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> pl.Trainer:
+        # A rich progress bar unless the user turned progress bars off or chose another one.
+        chosen = [*(config.get("callbacks") or []), *callbacks]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in chosen):
+            callbacks = [*callbacks, RichProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def after_fit(self) -> None:
+        if self.config.get(self.subcommand, {}).get("test_after_fit"):
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> WavezooCLI:
+    return WavezooCLI(
+        SequenceTaskModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_defaults=TRAINER_DEFAULTS,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def user_error(exc: BaseException) -> ConfigError | None:
+    """The :class:`ConfigError` behind ``exc``, if any (jsonargparse wraps errors raised while instantiating)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConfigError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def main(args: list[str] | None = None) -> None:
+    warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
+    try:
+        build_cli(args)
+    except Exception as exc:
+        err = user_error(exc)
+        if err is None:
+            raise
+        print(f"wavezoo: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Shared machinery of the synthetic DataModules: seeded on-the-fly training batches, fixed evaluation sets.
+
+Every batch is a tuple ``(inputs [B, T, input_size], targets, mask [B, T])``: regression targets are
+``[B, T, output_size]`` floats, classification targets ``[B, T]`` class indices; ``mask`` marks the steps that
+count for the loss and the metrics.
+
+Training batch ``k`` on rank ``r`` is drawn from a generator seeded by ``(seed, "train", r, k)``, so a run is
+reproducible, ranks of a DDP run never draw the same samples, and resuming only needs the batch counter.
+Validation and test sets are generated once from ``(seed, split)`` and are identical on every rank and run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from wavezoo.errors import check_positive_int
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+_SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+def seeded_generator(*parts: int) -> torch.Generator:
+    """A torch generator whose seed mixes ``parts`` (well separated even for neighbouring integers)."""
+    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+class _TrainStream(IterableDataset):
+    """``steps_per_epoch`` fresh batches per epoch, drawn by the DataModule from the batch counter."""
+
+    def __init__(self, datamodule: SyntheticDataModule) -> None:
+        self.datamodule = datamodule
+
+    def __len__(self) -> int:
+        return self.datamodule.steps_per_epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        for _ in range(self.datamodule.steps_per_epoch):
+            yield self.datamodule.next_train_batch()
+
+
+class SyntheticDataModule(pl.LightningDataModule):
+    """Base class of the generated tasks. Subclasses set ``input_size``, ``output_size``, ``task_type`` and
+    implement :meth:`sample` (and may change :meth:`eval_kwargs` to evaluate under other settings).
+
+    Args:
+        batch_size: samples per training batch (per device).
+        steps_per_epoch: training batches per epoch (the training stream is endless; this sets how often
+            validation runs).
+        val_batches / test_batches: size of the fixed validation / test sets, in batches of ``batch_size``.
+        seed: seed of every sample drawn.
+    """
+
+    task_type: str = "regression"
+    input_size: int
+    output_size: int
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        steps_per_epoch: int = 500,
+        val_batches: int = 4,
+        test_batches: int = 10,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
+        self.val_batches = check_positive_int("val_batches", val_batches)
+        self.test_batches = check_positive_int("test_batches", test_batches)
+        self.seed = int(seed)
+        self.batches_drawn = 0
+        self._eval_sets: dict[str, list[Batch]] = {}
+
+    # -- what a task defines ------------------------------------------------------------------------------
+    def sample(self, batch_size: int, generator: torch.Generator, **kwargs: Any) -> Batch:
+        raise NotImplementedError
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`sample` for training batches (e.g. the current curriculum horizon)."""
+        return {}
+
+    def eval_kwargs(self, split: str) -> dict[str, Any]:
+        """Keyword arguments of :meth:`sample` for the ``"val"`` and ``"test"`` sets."""
+        return {}
+
+    # -- batches ------------------------------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return trainer.global_rank if trainer is not None else 0
+
+    def next_train_batch(self) -> Batch:
+        gen = seeded_generator(self.seed, _SPLIT_IDS["train"], self.rank, self.batches_drawn)
+        self.batches_drawn += 1
+        return self.sample(self.batch_size, gen, **self.train_kwargs())
+
+    def eval_set(self, split: str) -> list[Batch]:
+        """The fixed ``split`` set (``"val"`` or ``"test"``), generated once and cached."""
+        if split not in self._eval_sets:
+            count = self.val_batches if split == "val" else self.test_batches
+            kwargs = self.eval_kwargs(split)
+            self._eval_sets[split] = [
+                self.sample(self.batch_size, seeded_generator(self.seed, _SPLIT_IDS[split], i), **kwargs)
+                for i in range(count)
+            ]
+        return self._eval_sets[split]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_TrainStream(self), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.eval_set("val"), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.eval_set("test"), batch_size=None)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    # -- checkpointed state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches_drawn": self.batches_drawn}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.batches_drawn = int(state_dict.get("batches_drawn", 0))

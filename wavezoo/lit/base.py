@@ -1,0 +1,146 @@
+"""The thin LightningModule shared by every task type: builds a zoo model by name, optimises, logs, reports.
+
+All constructor arguments are primitives (str/int/float/bool/dict), saved with ``save_hyperparameters()``, so
+``Module.load_from_checkpoint(path)`` needs no extra argument and works with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torchmetrics import MetricCollection
+
+from wavezoo.errors import ConfigError, check_choice, check_positive_float
+from wavezoo.registry import create_model
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+SCHEDULERS = ("none", "cosine", "step", "exponential")
+
+
+class SequenceTaskModule(pl.LightningModule):
+    """Wraps any registered model for one task type. Subclasses define the loss and the metrics.
+
+    Args:
+        model: registered model name (see ``wavezoo.list_models()``).
+        input_size / output_size: set from the DataModule by the CLI (``link_arguments``).
+        hidden_size: number of recurrent state units of the model.
+        model_kwargs: family-specific keyword arguments of the model builder.
+        optimizer: one of ``adam``, ``adamw``, ``sgd``, ``rmsprop``.
+        lr / weight_decay: optimizer learning rate and L2 penalty (the paper's "L2").
+        scheduler: ``none``, ``cosine`` (over ``trainer.max_steps``), ``step`` or ``exponential``;
+            ``scheduler_kwargs`` go to the torch scheduler (``step_size``/``gamma``...).
+    """
+
+    task_type = "regression"
+
+    def __init__(
+        self,
+        model: str = "elman",
+        input_size: int = 1,
+        output_size: int = 1,
+        hidden_size: int = 128,
+        model_kwargs: dict[str, Any] | None = None,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        scheduler: str = "none",
+        scheduler_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+        check_choice("scheduler", scheduler, SCHEDULERS)
+        check_positive_float("lr", lr)
+        check_positive_float("weight_decay", weight_decay, allow_zero=True)
+        self.net = create_model(
+            model, input_size=input_size, output_size=output_size, hidden_size=hidden_size, **(model_kwargs or {})
+        )
+        metrics = self.build_metrics()  # epoch-level metrics of the evaluation loops (synced across devices)
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    # -- what a task type defines ---------------------------------------------------------------------------
+    def build_metrics(self) -> MetricCollection:
+        raise NotImplementedError
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update_metrics(self, metrics: MetricCollection, outputs, targets, mask) -> None:
+        raise NotImplementedError
+
+    def batch_accuracy(self, outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """Accuracy of one batch on the masked steps (``None`` if the task has no accuracy)."""
+        return None
+
+    # -- Lightning hooks ------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        data_type = getattr(datamodule, "task_type", None)
+        if data_type is not None and data_type != self.task_type:
+            raise ConfigError(
+                f"{type(datamodule).__name__} is a {data_type} task but {type(self).__name__} is for "
+                f"{self.task_type}; pick the matching module (SequenceRegression or SequenceClassification)"
+            )
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y, mask = batch
+        outputs = self.net(x)
+        loss = self.loss(outputs, y, mask)
+        accuracy = self.batch_accuracy(outputs.detach(), y, mask)
+        logs = {"train/loss": loss.detach()}
+        if accuracy is not None:
+            logs["train/acc"] = accuracy
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "report_train_accuracy"):
+            if accuracy is not None:
+                datamodule.report_train_accuracy(float(accuracy))
+            logs["train/horizon"] = float(datamodule.horizon)
+        # Lightning's log() costs about a millisecond a call: log training values only on logging steps.
+        if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0:
+            self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def _evaluation_step(self, batch, metrics: MetricCollection, stage: str) -> None:
+        x, y, mask = batch
+        outputs = self.net(x)
+        self.log(f"{stage}/loss", self.loss(outputs, y, mask), prog_bar=True, batch_size=len(x))
+        self.update_metrics(metrics, outputs, y, mask)
+        self.log_dict(metrics, prog_bar=True, batch_size=len(x))
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluation_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluation_step(batch, self.test_metrics, "test")
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.net(x)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer = OPTIMIZERS[hp.optimizer](self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        kwargs = dict(hp.scheduler_kwargs or {})
+        if hp.scheduler == "none":
+            return optimizer
+        if hp.scheduler == "cosine":
+            total = kwargs.pop("T_max", None) or self.trainer.max_steps
+            if total is None or total < 1:
+                raise ConfigError("scheduler='cosine' needs trainer.max_steps > 0 or scheduler_kwargs.T_max")
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, **kwargs)
+        elif hp.scheduler == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, **{"step_size": 1000, **kwargs})
+        else:
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, **{"gamma": 0.999, **kwargs})
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

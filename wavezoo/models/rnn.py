@@ -1,0 +1,81 @@
+"""Recurrent baselines built on torch's fused cells: the paper's Elman RNN, GRU and LSTM.
+
+Elman (the paper's model, Karuvally et al. 2024, sec. 4)::
+
+    h(t) = tanh(W_hh h(t-1) + W_uh u(t) [+ b]),   y(t) = W_r h(t) [+ b_r],   h(0) = 0
+
+GRU and LSTM replace the cell; the readout is always a per-step linear map of the last layer's hidden state.
+``hidden_size`` is the width of the hidden state h of each layer (an LSTM also carries a cell state of that width).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from wavezoo.errors import check_choice, check_positive_int
+from wavezoo.models.base import SequenceModel
+from wavezoo.registry import register_model
+
+_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class RecurrentBaseline(SequenceModel):
+    """A torch recurrent stack (``nn.RNN``/``nn.GRU``/``nn.LSTM``) with a linear per-step readout.
+
+    Args:
+        cell: ``"rnn"`` (Elman), ``"gru"`` or ``"lstm"``.
+        num_layers: stacked recurrent layers.
+        nonlinearity: ``"tanh"`` or ``"relu"`` (Elman only).
+        bias: biases inside the recurrent cell.
+        readout_bias: bias of the readout ``W_r``.
+        dropout: dropout between stacked layers.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int,
+        cell: str = "rnn",
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        readout_bias: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(input_size, output_size, hidden_size)
+        check_choice("cell", cell, _CELLS)
+        check_positive_int("num_layers", num_layers)
+        kwargs = {"nonlinearity": check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))} if cell == "rnn" else {}
+        self.cell = cell
+        self.rnn = _CELLS[cell](
+            input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=True, dropout=dropout, **kwargs
+        )
+        self.readout = nn.Linear(hidden_size, output_size, bias=readout_bias)
+
+    def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
+        """Last layer's hidden state h(t) for every step, ``[batch, time, hidden_size]`` (h(0) = 0)."""
+        return self.rnn(x)[0]
+
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.hidden_states(x))
+
+
+@register_model
+def elman(input_size: int, output_size: int, hidden_size: int = 128, **kwargs) -> RecurrentBaseline:
+    """The paper's Elman RNN: one tanh layer, no biases, bias-free linear readout, h(0) = 0."""
+    kwargs = {"bias": False, "readout_bias": False, **kwargs}
+    return RecurrentBaseline(input_size, output_size, hidden_size, cell="rnn", **kwargs)
+
+
+@register_model
+def gru(input_size: int, output_size: int, hidden_size: int = 128, **kwargs) -> RecurrentBaseline:
+    """GRU baseline (``torch.nn.GRU``) with a linear readout."""
+    return RecurrentBaseline(input_size, output_size, hidden_size, cell="gru", **kwargs)
+
+
+@register_model
+def lstm(input_size: int, output_size: int, hidden_size: int = 128, **kwargs) -> RecurrentBaseline:
+    """LSTM baseline (``torch.nn.LSTM``) with a linear readout."""
+    return RecurrentBaseline(input_size, output_size, hidden_size, cell="lstm", **kwargs)
