@@ -9,17 +9,17 @@ from wavezoo import ConfigError
 
 @pytest.mark.parametrize("name", wavezoo.list_models())
 def test_shape_contract(name):
-    model = wavezoo.create_model(name, input_size=3, output_size=5, hidden_size=16)
+    model = wavezoo.create_model(name, input_size=3, output_size=5, hidden_size=48)
     assert isinstance(model, torch.nn.Module)
     y = model(torch.randn(4, 7, 3))
     assert y.shape == (4, 7, 5)
-    assert model.hidden_size == 16
+    assert model.hidden_size == 48
 
 
 @pytest.mark.parametrize("name", wavezoo.list_models())
 def test_outputs_are_causal(name):
     torch.manual_seed(0)
-    model = wavezoo.create_model(name, input_size=2, output_size=2, hidden_size=16).eval()
+    model = wavezoo.create_model(name, input_size=2, output_size=2, hidden_size=48).eval()
     x = torch.randn(2, 9, 2)
     changed = x.clone()
     changed[:, 5:] += 1.0
@@ -29,7 +29,7 @@ def test_outputs_are_causal(name):
 
 @pytest.mark.parametrize("name", wavezoo.list_models())
 def test_wrong_rank_or_width_is_a_clear_error(name):
-    model = wavezoo.create_model(name, input_size=3, output_size=1, hidden_size=8)
+    model = wavezoo.create_model(name, input_size=3, output_size=1, hidden_size=48)
     with pytest.raises(ConfigError, match=r"got input of shape \(4, 3\); expected a 3-d tensor"):
         model(torch.randn(4, 3))
     with pytest.raises(ConfigError, match=r"input_size=3"):
@@ -56,7 +56,7 @@ def test_elman_is_the_paper_equation():
 
 
 def test_registry_errors_list_the_choices():
-    with pytest.raises(ConfigError, match="unknown model 'resnet'; registered models: elman, gru, lstm"):
+    with pytest.raises(ConfigError, match="unknown model .resnet.; registered models: elman, gru, irnn, lstm"):
         wavezoo.create_model("resnet", input_size=1, output_size=1)
     with pytest.raises(ConfigError, match="hidden_size=0 is invalid"):
         wavezoo.create_model("lstm", input_size=1, output_size=1, hidden_size=0)
@@ -70,4 +70,5 @@ def test_registry_errors_list_the_choices():
 
 def test_list_models_filters():
     assert wavezoo.list_models("*ru*") == ["gru"]
-    assert {"elman", "gru", "lstm", "transformer"} <= set(wavezoo.list_models())
+    expected = {"elman", "gru", "lstm", "irnn", "transformer", "twm_lbc", "twm_sbc", "sbc_transformer", "wave_rnn"}
+    assert expected <= set(wavezoo.list_models())

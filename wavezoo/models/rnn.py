@@ -79,3 +79,15 @@ def gru(input_size: int, output_size: int, hidden_size: int = 128, **kwargs) -> 
 def lstm(input_size: int, output_size: int, hidden_size: int = 128, **kwargs) -> RecurrentBaseline:
     """LSTM baseline (``torch.nn.LSTM``) with a linear readout."""
     return RecurrentBaseline(input_size, output_size, hidden_size, cell="lstm", **kwargs)
+
+
+@register_model
+def irnn(input_size: int, output_size: int, hidden_size: int = 100, **kwargs) -> RecurrentBaseline:
+    """iRNN (Le et al. 2015): ReLU Elman RNN with W_hh initialised to the identity and zero biases."""
+    model = RecurrentBaseline(input_size, output_size, hidden_size, cell="rnn", nonlinearity="relu", **kwargs)
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.copy_(torch.eye(hidden_size))
+        for name, param in model.rnn.named_parameters():
+            if name.startswith("bias"):
+                param.zero_()
+    return model

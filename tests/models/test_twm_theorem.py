@@ -1,0 +1,100 @@
+"""Theorem 3.1 and the LBC algebra: the exact TWM against independent simulations of the HDS."""
+
+import pytest
+import torch
+
+from wavezoo.data import HDSDataModule
+from wavezoo.data.operators import random_stable_var
+from wavezoo.lbc import characteristic_value, embed_in_basis, lbc_matrix, shift_matrix
+from wavezoo.theorem import (
+    twm_from_function,
+    twm_from_lag_operators,
+    twm_generalized_fibonacci,
+    twm_variable_binding,
+)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def simulate(f, window, steps):
+    """Independent HDS simulation: a Python list of states, x(t+1) = f(x(t), ..., x(t-s+1))."""
+    states = list(window.unbind(1))
+    s = window.shape[1]
+    for _ in range(steps):
+        states.append(f(states[-s:]))
+    return torch.stack(states[s:], dim=1)
+
+
+def test_generalized_fibonacci_is_reproduced():
+    s, d = 3, 2
+    window = torch.randn(4, s, d)
+    expected = simulate(lambda xs: sum(xs), window, 10 * s)
+    got = twm_generalized_fibonacci(d, s).rollout(window, 10 * s)
+    assert (got - expected).abs().max() / expected.abs().max() < 1e-12
+    fib = twm_generalized_fibonacci(1, 2).rollout(torch.ones(1, 2, 1), 6)
+    assert fib.flatten().tolist() == [2, 3, 5, 8, 13, 21]
+
+
+def test_random_var_is_reproduced():
+    s, d = 5, 3
+    lag_phi = random_stable_var(d, s, radius=0.98, seed=2)
+    window = torch.randn(6, s, d)
+    expected = simulate(lambda xs: sum(lag_phi[k] @ xs[-1 - k].T for k in range(s)).T, window, 10 * s)
+    assert (twm_from_lag_operators(lag_phi).rollout(window, 10 * s) - expected).abs().max() < 1e-5
+
+
+def test_random_mlp_is_reproduced():
+    hds = HDSDataModule("mlp", dim=3, history=4, system_seed=5)
+    hds.mlp_in, hds.mlp_out = hds.mlp_in.double(), hds.mlp_out.double()
+    window = torch.randn(5, 4, 3)
+    expected = simulate(lambda xs: hds.evolve(torch.stack(xs, 1)), window, 40)
+    got = twm_from_function(hds.evolve, history=4, dim=3).rollout(window, 40)
+    assert (got - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("task", ["T1", "T2", "T3", "T4"])
+def test_variable_binding_twm_solves_the_task(task):
+    from wavezoo.data import VariableBindingDataModule
+
+    data = VariableBindingDataModule(task)
+    x, y, mask = data.eval_set("test")[0]
+    out = twm_variable_binding(task)(x.double())  # inputs written at the boundary, then autonomous
+    assert torch.equal(out[mask], y[mask].double())
+
+
+def test_lbc_matrix_is_shift_plus_low_rank_with_var_spectrum():
+    s, d = 4, 3
+    lag_phi = random_stable_var(d, s, radius=0.9, seed=7)
+    phi = lag_phi.flip(0)
+    m = lbc_matrix(phi)
+    assert torch.linalg.matrix_rank(m - shift_matrix(s, d)) <= d
+    window = torch.randn(2, s, d)
+    step = twm_from_lag_operators(lag_phi).step(window)
+    assert torch.allclose(step.reshape(2, -1), window.reshape(2, -1) @ m.T)
+    eig = torch.linalg.eigvals(m)
+    assert max(abs(characteristic_value(phi, complex(lam))) for lam in eig) < 1e-9
+    assert eig.abs().max() == pytest.approx(0.9)
+
+
+def test_rnn_embedding_in_a_random_basis_gives_the_same_outputs():
+    s, d, n = 3, 2, 10
+    lag_phi = random_stable_var(d, s, radius=0.95, seed=3)
+    twm = twm_from_lag_operators(lag_phi, input_mode="add")
+    psi = torch.randn(n, s * d)
+    weights = embed_in_basis(lag_phi.flip(0), psi)
+    inputs = torch.randn(4, 25, d)
+    assert (weights.run(inputs) - twm(inputs)).abs().max() < 1e-9
+    eig_rnn = torch.linalg.eigvals(weights.w_hh)
+    eig_twm = torch.linalg.eigvals(lbc_matrix(lag_phi.flip(0)))
+    nonzero = eig_rnn[eig_rnn.abs() > 1e-8]
+    assert len(nonzero) == (eig_twm.abs() > 1e-8).sum()
+    assert torch.allclose(nonzero.abs().sort().values, eig_twm[eig_twm.abs() > 1e-8].abs().sort().values)
+    # The tanh RNN with the same weights is its linearisation at 0: small inputs give the same outputs.
+    eps = 1e-4
+    assert (weights.run(eps * inputs, "tanh") / eps - twm(inputs)).abs().max() < 1e-5

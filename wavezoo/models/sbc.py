@@ -1,0 +1,96 @@
+"""Self-attention boundary condition (SBC) = the autoregressive loop of an attention-only transformer.
+
+An attention-only transformer (no MLP, no normalisation) with L layers of sliding-window self-attention
+(:class:`~wavezoo.models.twm.AttentionBoundary`, window s):
+
+    z_0 = tokens,   z_l = [z_{l-1} +] SWA_l(z_{l-1}),   next token = z_L at the last position.
+
+Generating with a context of the last s tokens is exactly the TWM with boundary f(h) = transformer(h)[last]: the
+substrate is the context window (column i = the token i - s steps back from the newest), the interior shift is
+the window sliding by one token (the oldest leaves through the open end), and the boundary computes the next
+token. For one layer without residual this f is the paper's SBC, f(h) = sum_i softmax_i(q(h_s)^T k(h_i)) v(h_i).
+Conditions of the exact equivalence: the context window equals the substrate length s; positions are indexed by
+the slot in the window (distance to the newest token), not by absolute time; queries come from the newest token;
+with ``residual=True`` (or L > 1) the boundary is the whole stack evaluated at the last position.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from wavezoo.errors import check_positive_int
+from wavezoo.models.twm import AttentionBoundary, WaveMemoryModel, wave_dim
+from wavezoo.registry import register_model
+
+
+class AttentionOnlyTransformer(nn.Module):
+    """L layers of multi-head sliding-window self-attention over ``dim``-dimensional tokens, window ``window``."""
+
+    def __init__(
+        self,
+        dim: int,
+        window: int,
+        num_layers: int = 1,
+        num_heads: int = 1,
+        head_dim: int | None = None,
+        residual: bool = False,
+        positions: bool = True,
+        scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.window = check_positive_int("window", window)
+        check_positive_int("num_layers", num_layers)
+        self.residual = residual
+        self.layers = nn.ModuleList(
+            AttentionBoundary(window, dim, num_heads, head_dim, positions=positions, scale=scale)
+            for _ in range(num_layers)
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Every position of the last layer, ``[B, T, dim]`` (causal, each token sees the last ``window``)."""
+        z = tokens
+        for layer in self.layers:
+            mixed = layer.attend_sequence(z)
+            z = z + mixed if self.residual else mixed
+        return z
+
+    def generate(self, prompt: torch.Tensor, steps: int) -> torch.Tensor:
+        """Autoregressive generation from ``prompt [B, >= 1, dim]`` with a context of the last ``window`` tokens;
+        returns the ``steps`` generated tokens ``[B, steps, dim]``."""
+        tokens = prompt
+        for _ in range(check_positive_int("steps", steps)):
+            nxt = self(tokens[:, -self.window :])[:, -1]
+            tokens = torch.cat([tokens, nxt[:, None]], dim=1)
+        return tokens[:, prompt.shape[1] :]
+
+
+class TransformerBoundary(nn.Module):
+    """A boundary f(h) = transformer(h)[last position]: the next token from the context window h."""
+
+    def __init__(self, transformer: AttentionOnlyTransformer) -> None:
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(self, substrate: torch.Tensor) -> torch.Tensor:
+        if len(self.transformer.layers) == 1 and not self.transformer.residual:
+            return self.transformer.layers[0](substrate)  # only the newest position's query is needed
+        return self.transformer(substrate)[:, -1]
+
+
+@register_model
+def sbc_transformer(
+    input_size: int,
+    output_size: int,
+    hidden_size: int = 64,
+    history: int = 8,
+    num_layers: int = 1,
+    num_heads: int = 2,
+    residual: bool = False,
+    input_mode: str = "replace",
+) -> WaveMemoryModel:
+    """The SBC model for training: an attention-only transformer generating autoregressively over a context of
+    s = ``history`` tokens of width d = hidden_size / s (the TWM substrate), inputs written as tokens."""
+    dim = wave_dim(hidden_size, history)
+    transformer = AttentionOnlyTransformer(dim, history, num_layers, num_heads, residual=residual)
+    return WaveMemoryModel(input_size, output_size, hidden_size, TransformerBoundary(transformer), history, input_mode)
