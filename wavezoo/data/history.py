@@ -124,27 +124,12 @@ class VariableBindingDataModule(HistoryTaskDataModule):
         history: int = 8,
         horizons: list[int] | None = None,
         curriculum_threshold: float | None = 0.98,
-        val_horizon: int = 200,
-        test_horizon: int = 200,
-        batch_size: int = 64,
-        steps_per_epoch: int = 500,
-        val_batches: int = 4,
-        test_batches: int = 10,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            dim,
-            history,
-            horizons=horizons or [10, 20, 40, 60, 100],
-            curriculum_threshold=curriculum_threshold,
-            val_horizon=val_horizon,
-            test_horizon=test_horizon,
-            batch_size=batch_size,
-            steps_per_epoch=steps_per_epoch,
-            val_batches=val_batches,
-            test_batches=test_batches,
-            seed=seed,
-        )
+        """``**kwargs``: ``val_horizon``/``test_horizon`` (200) and the batching options of
+        :class:`~wavezoo.data.base.SyntheticDataModule`."""
+        horizons = horizons or [10, 20, 40, 60, 100]
+        super().__init__(dim, history, horizons, curriculum_threshold, **kwargs)
         check_choice("task", task, [*VARIABLE_BINDING_TASKS, "custom"])
         if task == "custom":
             if operator is None:
@@ -193,25 +178,11 @@ class HDSDataModule(HistoryTaskDataModule):
         curriculum_threshold: float | None = None,
         val_horizon: int = 50,
         test_horizon: int = 50,
-        batch_size: int = 64,
-        steps_per_epoch: int = 500,
-        val_batches: int = 4,
-        test_batches: int = 10,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            dim,
-            history,
-            horizons=horizons or [50],
-            curriculum_threshold=curriculum_threshold,
-            val_horizon=val_horizon,
-            test_horizon=test_horizon,
-            batch_size=batch_size,
-            steps_per_epoch=steps_per_epoch,
-            val_batches=val_batches,
-            test_batches=test_batches,
-            seed=seed,
-        )
+        """``**kwargs``: the batching options of :class:`~wavezoo.data.base.SyntheticDataModule`."""
+        horizons = horizons or [50]
+        super().__init__(dim, history, horizons, curriculum_threshold, val_horizon, test_horizon, **kwargs)
         self.system = check_choice("system", system, ("fibonacci", "var", "mlp"))
         self.phi: torch.Tensor | None = None
         if system == "fibonacci":

@@ -88,9 +88,14 @@ def sbc_transformer(
     num_heads: int = 2,
     residual: bool = False,
     input_mode: str = "replace",
+    autoregressive: bool | None = None,
 ) -> WaveMemoryModel:
     """The SBC model for training: an attention-only transformer generating autoregressively over a context of
-    s = ``history`` tokens of width d = hidden_size / s (the TWM substrate), inputs written as tokens."""
+    s = ``history`` tokens of width d = hidden_size / s (the TWM substrate), inputs written as tokens.
+    ``autoregressive`` (default: when input_size == output_size) feeds each generated output back as a token."""
+    if autoregressive is None:
+        autoregressive = input_size == output_size
     dim = wave_dim(hidden_size, history)
     transformer = AttentionOnlyTransformer(dim, history, num_layers, num_heads, residual=residual)
-    return WaveMemoryModel(input_size, output_size, hidden_size, TransformerBoundary(transformer), history, input_mode)
+    boundary = TransformerBoundary(transformer)
+    return WaveMemoryModel(input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive)

@@ -38,6 +38,18 @@ def shift_in(substrate: torch.Tensor, new_column: torch.Tensor) -> torch.Tensor:
     return torch.cat([substrate[:, 1:], new_column.unsqueeze(1)], dim=1)
 
 
+def write_boundary(
+    computed: torch.Tensor, drive: torch.Tensor | None, present: torch.Tensor | None, input_mode: str
+) -> torch.Tensor:
+    """The new start column from the boundary value and the input: ``"add"`` gives computed + drive;
+    ``"replace"`` gives drive where an input is ``present`` ([B, 1] bool) and computed elsewhere."""
+    if drive is None:
+        return computed
+    if input_mode == "add":
+        return computed + drive
+    return torch.where(present, drive, computed)
+
+
 class LinearBoundary(nn.Module):
     """LBC: f(h) = sum_{i=1}^{s} Phi_i h_i with ``phi[i - 1] = Phi_i`` of shape ``[s, d, d]`` (Phi_s: newest)."""
 
@@ -68,12 +80,13 @@ class LinearBoundary(nn.Module):
 class AttentionBoundary(nn.Module):
     """SBC: multi-head softmax attention over the s columns, the newest column h_s as the query.
 
-        f(h) = W_o concat_heads( sum_i softmax_i( q^T (k_i + p_i) * scale ) v_i ),
-        q = W_q h_s,  k_i = W_k h_i,  v_i = W_v h_i.
+        f(h) = W_o concat_heads( sum_i softmax_i( q^T k_i * scale ) v_i ),
+        q = W_q (h_s + e_s),  k_i = W_k (h_i + e_i),  v_i = W_v h_i.
 
     With one head, no output map, no positions and ``scale = 1`` this is the paper's
-    h_s(t+1) = sum_i softmax_i(h_i^T K^T Q h_s) V h_i. ``positions=True`` adds a learned key offset p_i per
-    column (softmax attention is otherwise blind to where a column sits in the wave). The same layer attends over
+    h_s(t+1) = sum_i softmax_i(h_i^T K^T Q h_s) V h_i. ``positions=True`` adds a learned embedding e_i of the
+    column index to queries and keys (softmax attention is otherwise blind to where a column sits in the wave, and
+    the query needs e_s to prefer a column whatever its content). The same layer attends over
     a whole sequence with a sliding window of s tokens (:meth:`attend_sequence`), which is how the attention-only
     transformer of :mod:`wavezoo.models.sbc` uses it.
     """
@@ -100,7 +113,7 @@ class AttentionBoundary(nn.Module):
         if not use_output and inner != dim:
             raise ConfigError(f"output_map=False needs num_heads * head_dim == dim, got {inner} != {dim}")
         self.output = nn.Linear(inner, dim, bias=False) if use_output else nn.Identity()
-        self.positions = nn.Parameter(0.02 * torch.randn(history, inner)) if positions else None
+        self.positions = nn.Parameter(torch.randn(history, dim) / math.sqrt(dim)) if positions else None
         self.scale = 1 / math.sqrt(self.head_dim) if scale is None else float(scale)
 
     def _heads(self, z: torch.Tensor) -> torch.Tensor:
@@ -115,10 +128,12 @@ class AttentionBoundary(nn.Module):
         ``slots [Tq, Tk]`` is the substrate column (0 = oldest .. s-1 = newest) that token k occupies as seen from
         query q (it selects the position offset p); ``allowed [Tq, Tk]`` masks the pairs outside the window.
         """
+        if self.positions is not None:
+            queries = queries + self.positions[-1]  # queries always sit in the newest slot
         q, k, v = self._heads(self.query(queries)), self._heads(self.key(tokens)), self._heads(self.value(tokens))
         scores = q @ k.transpose(-1, -2)
-        if self.positions is not None:
-            by_slot = q @ self._heads(self.positions[None]).transpose(-1, -2)  # [B, H, Tq, s]
+        if self.positions is not None:  # k_i + W_k e_slot, the slot of each key as seen from each query
+            by_slot = q @ self._heads(self.key(self.positions)[None]).transpose(-1, -2)  # [B, H, Tq, s]
             scores = scores + by_slot.gather(-1, slots.expand(*by_slot.shape[:2], *slots.shape))
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
@@ -159,14 +174,8 @@ class TravelingWaveMemory(nn.Module):
 
     def step(self, substrate: torch.Tensor, drive: torch.Tensor | None = None) -> torch.Tensor:
         """h(t) -> h(t+1); ``drive [B, d]`` is the input written at the start boundary (None: autonomous)."""
-        new = self.boundary(substrate)
-        if drive is not None:
-            if self.input_mode == "add":
-                new = new + drive
-            else:
-                present = drive.ne(0).any(-1, keepdim=True)
-                new = torch.where(present, drive, new)
-        return shift_in(substrate, new)
+        present = None if drive is None else drive.ne(0).any(-1, keepdim=True)
+        return shift_in(substrate, write_boundary(self.boundary(substrate), drive, present, self.input_mode))
 
     def rollout(self, substrate: torch.Tensor, steps: int) -> torch.Tensor:
         """Autonomous evolution: the boundary columns h_s(1..steps), ``[B, steps, d]``."""
@@ -199,12 +208,16 @@ def wave_dim(hidden_size: int, history: int) -> int:
 
 
 class WaveMemoryModel(SequenceModel):
-    """A trainable TWM: input map, traveling-wave substrate with a learned boundary, readout of the start column.
+    """A trainable TWM: input map, traveling-wave substrate with a learned boundary, linear readout.
 
-        h(0) = 0,   h(t) = TWM-step(h(t-1), W_in u(t)),   y(t) = W_out h_s(t)
+        z(t) = f(h(t-1)),   y(t) = W_out z(t),
+        h(t) = shift-in(h(t-1), new),   new = W_in u(t) if an input is present, else the generated column
 
-    ``hidden_size`` = s * d state units (s = ``history`` columns of d waves). The boundary is any module
-    ``[B, s, d] -> [B, d]`` (LBC, SBC, a transformer); ``input_mode`` as in :class:`TravelingWaveMemory`.
+    The generated column is z(t) itself, or with ``autoregressive=True`` the generated output fed back as a token,
+    W_in y(t) (then every column holds an embedded token, as in a transformer's context window; needs
+    input_size == output_size). ``input_mode="add"`` writes generated + W_in u(t) at every step instead.
+    ``hidden_size`` = s * d state units (s = ``history`` columns of d waves); the boundary is any module
+    ``[B, s, d] -> [B, d]`` (LBC, SBC, a transformer).
     """
 
     def __init__(
@@ -215,24 +228,51 @@ class WaveMemoryModel(SequenceModel):
         boundary: nn.Module,
         history: int,
         input_mode: str = "replace",
+        autoregressive: bool = False,
     ) -> None:
         super().__init__(input_size, output_size, hidden_size)
         dim = wave_dim(hidden_size, history)
+        if autoregressive and input_size != output_size:
+            raise ConfigError(
+                f"autoregressive=True feeds outputs back as inputs: needs input_size == output_size, "
+                f"got {input_size} and {output_size}"
+            )
+        self.autoregressive = autoregressive
         self.input_map = nn.Linear(input_size, dim, bias=False)
         self.memory = TravelingWaveMemory(history, dim, boundary, input_mode)
         self.readout = nn.Linear(dim, output_size, bias=False)
+        with torch.no_grad():  # a matched write/read pair: W_in orthogonal, W_out = W_in^T (restricted to outputs)
+            nn.init.orthogonal_(self.input_map.weight)
+            pair = self.input_map.weight.T[:output_size] if output_size <= input_size else None
+            if pair is not None and output_size <= dim:
+                self.readout.weight.copy_(pair)
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.memory(self.input_map(x)))
+        drive, present = self.input_map(x), x.ne(0).any(-1, keepdim=True)
+        substrate = self.memory.initial_substrate(x.shape[0], drive)
+        outputs = []
+        for t in range(x.shape[1]):
+            computed = self.memory.boundary(substrate)
+            output = self.readout(computed)
+            generated = self.input_map(output) if self.autoregressive else computed
+            new = write_boundary(generated, drive[:, t], present[:, t], self.memory.input_mode)
+            substrate = shift_in(substrate, new)
+            outputs.append(output if self.autoregressive else self.readout(new))
+        return torch.stack(outputs, dim=1)
 
 
 @register_model
 def twm_lbc(
-    input_size: int, output_size: int, hidden_size: int = 64, history: int = 8, input_mode: str = "replace"
+    input_size: int,
+    output_size: int,
+    hidden_size: int = 64,
+    history: int = 8,
+    input_mode: str = "replace",
+    autoregressive: bool = False,
 ) -> WaveMemoryModel:
     """TWM with a learned linear boundary f(h) = sum_i Phi_i h_i (default s = 8 columns of d = 8 waves)."""
     boundary = LinearBoundary(history, wave_dim(hidden_size, history))
-    return WaveMemoryModel(input_size, output_size, hidden_size, boundary, history, input_mode)
+    return WaveMemoryModel(input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive)
 
 
 @register_model
@@ -244,7 +284,8 @@ def twm_sbc(
     num_heads: int = 1,
     positions: bool = True,
     input_mode: str = "replace",
+    autoregressive: bool = False,
 ) -> WaveMemoryModel:
     """TWM with a learned self-attention boundary over its s columns (query = newest column)."""
     boundary = AttentionBoundary(history, wave_dim(hidden_size, history), num_heads, positions=positions)
-    return WaveMemoryModel(input_size, output_size, hidden_size, boundary, history, input_mode)
+    return WaveMemoryModel(input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive)
