@@ -16,9 +16,11 @@ def test_sbc_twm_and_attention_only_transformer_generate_the_same_sequence(heads
     transformer = AttentionOnlyTransformer(d, window=s, num_layers=1, num_heads=heads, head_dim=4)
     twm = TravelingWaveMemory(s, d, transformer.layers[0])  # the boundary is the transformer's own layer
     prompt = torch.randn(3, s, d)
-    generated = transformer.generate(prompt, 30)  # parallel sliding-window attention, re-run every token
+    generated = transformer.generate(prompt, 30, cache=False)  # sliding-window attention re-run every token
     rolled = twm.rollout(prompt, 30)  # one boundary evaluation per step on the substrate
     assert (generated - rolled).abs().max() < 1e-12
+    cached = transformer.generate(prompt, 30)  # ring buffer of keys/values: the fast path
+    assert (cached - generated).abs().max() < 1e-12
     assert generated[:, :5].std() > 0.01  # a non-trivial sequence
 
 
@@ -40,6 +42,14 @@ def test_multilayer_boundary_matches_transformer_generation():
     twm = TravelingWaveMemory(s, d, TransformerBoundary(transformer))
     prompt = torch.randn(2, s, d)
     assert torch.allclose(transformer.generate(prompt, 12), twm.rollout(prompt, 12))
+
+
+def test_prompt_must_fill_the_window():
+    from wavezoo import ConfigError
+
+    transformer = AttentionOnlyTransformer(3, window=4)
+    with pytest.raises(ConfigError, match=r"prompt has shape \(1, 2, 3\); expected \[batch, window=4, dim\]"):
+        transformer.generate(torch.zeros(1, 2, 3), 5)
 
 
 def test_sliding_window_is_causal_and_limited_to_s_tokens():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wavezoo.errors import check_positive_int
+from wavezoo.errors import ConfigError, check_positive_int
 from wavezoo.models.twm import AttentionBoundary, WaveMemoryModel, wave_dim
 from wavezoo.registry import register_model
 
@@ -55,14 +55,62 @@ class AttentionOnlyTransformer(nn.Module):
             z = z + mixed if self.residual else mixed
         return z
 
-    def generate(self, prompt: torch.Tensor, steps: int) -> torch.Tensor:
-        """Autoregressive generation from ``prompt [B, >= 1, dim]`` with a context of the last ``window`` tokens;
-        returns the ``steps`` generated tokens ``[B, steps, dim]``."""
+    def generate(self, prompt: torch.Tensor, steps: int, cache: bool = True) -> torch.Tensor:
+        """Autoregressive generation from ``prompt [B, window, dim]`` with a context of the last ``window`` tokens;
+        returns the ``steps`` generated tokens ``[B, steps, dim]``.
+
+        ``cache=True`` (one layer without residual) keeps the keys and values of the context in a ring buffer of
+        ``window`` slots, the TWM substrate itself: each token costs O(window * dim), flat in the generated
+        length. ``cache=False`` re-runs the transformer on the whole window for every token (the reference).
+        """
+        check_positive_int("steps", steps)
+        if prompt.dim() != 3 or prompt.shape[1] != self.window:
+            raise ConfigError(f"prompt has shape {tuple(prompt.shape)}; expected [batch, window={self.window}, dim]")
+        if cache and len(self.layers) == 1 and not self.residual:
+            with torch.no_grad():  # inference only: the buffer is written in place
+                return RingBufferGenerator(self.layers[0], prompt).generate(steps)
         tokens = prompt
-        for _ in range(check_positive_int("steps", steps)):
+        for _ in range(steps):
             nxt = self(tokens[:, -self.window :])[:, -1]
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
         return tokens[:, prompt.shape[1] :]
+
+
+class RingBufferGenerator:
+    """Generation with one :class:`AttentionBoundary` layer over a ring buffer of ``s`` cached keys and values.
+
+    Buffer entry j holds the token written ``(newest - j) mod s`` steps ago, i.e. it sits in substrate column
+    (slot) s - 1 - ((newest - j) mod s); writing a token overwrites the oldest entry (the open end of the wave).
+    """
+
+    def __init__(self, layer: AttentionBoundary, prompt: torch.Tensor) -> None:
+        self.layer = layer
+        self.window = layer.history
+        self.keys = layer._heads(layer.key(prompt))  # [B, H, s, dh], content part of the keys
+        self.values = layer._heads(layer.value(prompt))
+        self.newest = self.window - 1
+        self.last = prompt[:, -1]
+        self.slot_keys = None if layer.positions is None else layer._heads(layer.key(layer.positions)[None])
+
+    def step(self) -> torch.Tensor:
+        layer, s = self.layer, self.window
+        query = self.last if layer.positions is None else self.last + layer.positions[-1]
+        q = layer._heads(layer.query(query)[:, None])  # [B, H, 1, dh]
+        scores = q @ self.keys.transpose(-1, -2)
+        if self.slot_keys is not None:
+            entry = torch.arange(s, device=q.device)
+            slots = s - 1 - (self.newest - entry) % s
+            scores = scores + (q @ self.slot_keys.transpose(-1, -2))[..., slots]
+        mixed = (scores * layer.scale).softmax(-1) @ self.values
+        token = layer.output(mixed.transpose(1, 2).reshape(q.shape[0], 1, -1))[:, 0]
+        self.newest = (self.newest + 1) % s  # overwrite the oldest entry
+        self.keys[:, :, self.newest] = layer._heads(layer.key(token)[:, None])[:, :, 0]
+        self.values[:, :, self.newest] = layer._heads(layer.value(token)[:, None])[:, :, 0]
+        self.last = token
+        return token
+
+    def generate(self, steps: int) -> torch.Tensor:
+        return torch.stack([self.step() for _ in range(steps)], dim=1)
 
 
 class TransformerBoundary(nn.Module):

@@ -1,0 +1,305 @@
+"""Benchmark suite: every figure is a ratio to a reference measured in the same process.
+
+    python -m benchmarks.run [--quick] [--out benchmarks/results.json] [--only twm_step,wave_rnn,...]
+
+Times are medians of ``torch.utils.benchmark`` runs (warm-up included). "act MB" is the memory of the tensors
+autograd saves for the backward pass (the activation memory that dominates training on the CPU); on CUDA the
+peak allocated memory is reported instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from datetime import date
+
+import torch
+import torch.nn.functional as F
+from torch.utils import benchmark
+
+import wavezoo
+from wavezoo.data import VariableBindingDataModule
+from wavezoo.lbc import lbc_matrix
+from wavezoo.models.sbc import AttentionOnlyTransformer
+from wavezoo.models.ssm import LBCSSM
+from wavezoo.models.twm import LinearBoundary, shift_in
+
+ROWS: list[dict] = []
+
+
+def median_ms(fn: Callable[[], object], min_run_time: float) -> float:
+    fn()  # warm-up
+    return benchmark.Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def activation_mb(fn: Callable[[], object]) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        return torch.cuda.max_memory_allocated() / 2**20
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total / 2**20
+
+
+def fwd_bwd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], None]:
+    """Forward + backward of ``model(x)`` (gradients accumulate; their cost does not depend on the values)."""
+
+    def run() -> None:
+        model(x).float().square().mean().backward()
+
+    return run
+
+
+def record(
+    group: str,
+    name: str,
+    shape: str,
+    ms: float,
+    tokens: int | None = None,
+    ref_ms: float | None = None,
+    ref_name: str = "",
+    mb: float | None = None,
+    target: str = "",
+) -> None:
+    row = {
+        "group": group,
+        "model": name,
+        "shape": shape,
+        "ms": round(ms, 3),
+        "tokens_per_s": round(tokens / ms * 1e3) if tokens else None,
+        "act_mb": None if mb is None else round(mb, 1),
+        "ratio": None if ref_ms is None else round(ms / ref_ms, 3),
+        "reference": ref_name,
+        "target": target,
+    }
+    ROWS.append(row)
+    ratio = "" if row["ratio"] is None else f"{row['ratio']:.3f}x {ref_name}"
+    tps = "" if row["tokens_per_s"] is None else f"{row['tokens_per_s']:,}"
+    act = "" if row["act_mb"] is None else f"{row['act_mb']:.1f}"
+    print(f"{group:<12} {name:<26} {shape:<28} {ms:>10.2f} {tps:>12} {act:>8}  {ratio:<24} {target}", flush=True)
+
+
+def bench_twm_step(quick: bool, t: float) -> None:
+    """Exact TWM step: index shift + LBC boundary vs the same step as a dense (sd x sd) matmul."""
+    s = d = 32 if quick else 64
+    batch = 64
+    boundary = LinearBoundary(s, d, learnable=False)
+    m = lbc_matrix(boundary.phi.double()).float()
+    h = torch.randn(batch, s, d)
+    flat = h.reshape(batch, -1)
+    with torch.no_grad():
+        assert torch.allclose(shift_in(h, boundary(h)).reshape(batch, -1), flat @ m.T, atol=1e-4)
+        dense = median_ms(lambda: flat @ m.T, t)
+        index = median_ms(lambda: shift_in(h, boundary(h)), t)
+    shape = f"B={batch} s={s} d={d}"
+    record("twm_step", "dense (sd x sd) matmul", shape, dense)
+    record("twm_step", "index shift + boundary", shape, index, ref_ms=dense, ref_name="dense", target="<= 0.1x")
+
+
+def bench_wave_rnn(quick: bool, t: float) -> None:
+    length = 196 if quick else 784
+    batch, units = 64, 256
+    x = torch.randn(batch, length, 1)
+    reference = torch.nn.RNN(1, units, nonlinearity="relu", batch_first=True)
+    ref_ms = median_ms(fwd_bwd(lambda z: reference(z)[0], x), t)
+    model = wavezoo.create_model("wave_rnn", input_size=1, output_size=10, hidden_size=units, channels=16)
+    ms = median_ms(fwd_bwd(model.hidden_states, x), t)
+    shape = f"B={batch} L={length} N={units}"
+    record(
+        "wave_rnn",
+        "torch.nn.RNN (relu)",
+        shape,
+        ref_ms,
+        batch * length,
+        mb=activation_mb(fwd_bwd(lambda z: reference(z)[0], x)),
+    )
+    record(
+        "wave_rnn",
+        "wave_rnn (16 ch x 16 cells)",
+        shape,
+        ms,
+        batch * length,
+        ref_ms,
+        "nn.RNN",
+        activation_mb(fwd_bwd(model.hidden_states, x)),
+        "<= 1.5x",
+    )
+
+
+def bench_lbc_ssm(quick: bool, t: float) -> None:
+    batch, units, state = 16, 256, 16
+    lengths = [1024] if quick else [1024, 4096, 16384]
+    model = LBCSSM(1, 1, units, state_size=state, num_layers=1)
+    lstm = torch.nn.LSTM(1, units, batch_first=True)
+    for length in lengths:
+        x = torch.randn(batch, length, 1)
+        shape = f"B={batch} L={length} N={units}"
+        run_parallel = fwd_bwd(model.set_mode("parallel"), x)
+        par = median_ms(run_parallel, t)
+        record("lbc_ssm", "lbc_ssm parallel (FFT)", shape, par, batch * length, mb=activation_mb(run_parallel))
+        if length <= 4096:
+            lstm_run = fwd_bwd(lambda z: lstm(z)[0], x)
+            ref = median_ms(lstm_run, t)
+            record(
+                "lbc_ssm",
+                "torch.nn.LSTM (hidden 256)",
+                shape,
+                ref,
+                batch * length,
+                par,
+                "lbc_ssm par.",
+                activation_mb(lstm_run),
+                ">= 2x",
+            )
+            rec_run = fwd_bwd(model.set_mode("recurrent"), x)
+            rec = median_ms(rec_run, min(t, 0.2))
+            record("lbc_ssm", "lbc_ssm recurrent", shape, rec, batch * length, par, "lbc_ssm par.", target=">= 3x")
+    model.set_mode("parallel")
+
+
+def bench_generation(quick: bool, t: float) -> None:
+    window, dim, batch = 256, 64, 8
+    transformer = AttentionOnlyTransformer(dim, window, num_layers=1, num_heads=4)
+    prompt = torch.randn(batch, window, dim)
+    steps = 32 if quick else 128
+    with torch.no_grad():
+        slow = median_ms(lambda: transformer.generate(prompt, steps, cache=False), t) / steps
+        fast = median_ms(lambda: transformer.generate(prompt, steps), t) / steps
+    record("generate", "recompute full window", f"s={window} d={dim} B={batch}", slow, batch)
+    record(
+        "generate",
+        "ring-buffer K/V cache",
+        f"s={window} d={dim} B={batch}",
+        fast,
+        batch,
+        slow,
+        "recompute",
+        target="<= 0.2x",
+    )
+    for generated in [256, 1024] if quick else [256, 1024, 4096]:
+        with torch.no_grad():
+            ms = median_ms(lambda n=generated: transformer.generate(prompt, n), t) / generated
+        record(
+            "generate", f"cached, {generated} tokens", "ms per token", ms, batch, fast, "cached@short", target="flat"
+        )
+
+
+def bench_training(quick: bool, t: float) -> None:
+    """Training steps (forward, backward, Adam) of every family on variable binding T1 at horizon 100."""
+    data = VariableBindingDataModule("T1", horizons=[100])
+    x, y, mask = data.next_train_batch()
+    families = {
+        "elman": 128,
+        "gru": 128,
+        "lstm": 128,
+        "irnn": 128,
+        "transformer": 64,
+        "twm_lbc": 64,
+        "twm_sbc": 64,
+        "sbc_transformer": 64,
+        "lbc_ssm": 512,
+        "wave_rnn": 600,
+    }
+    ref = None
+    for name, hidden in families.items():
+        model = wavezoo.create_model(name, input_size=8, output_size=8, hidden_size=hidden)
+        optim = torch.optim.Adam(model.parameters(), 1e-3)
+
+        def step(model=model, optim=optim) -> None:
+            optim.zero_grad()
+            F.mse_loss(model(x)[mask], y[mask]).backward()
+            optim.step()
+
+        ms = median_ms(step, t)
+        ref = ms if name == "elman" else ref
+        record(
+            "train_T1", f"{name} (hidden {hidden})", f"B=64 L=108 ({1e3 / ms:.1f} steps/s)", ms, 64 * 108, ref, "elman"
+        )
+
+
+def bench_framework(quick: bool, t: float) -> None:
+    """`wavezoo fit` (Lightning) against the plain PyTorch loop of benchmarks.plain_loop, same protocol."""
+    import lightning.pytorch as pl
+
+    from benchmarks.plain_loop import train
+    from wavezoo.lit import SequenceRegression
+
+    steps = 100 if quick else 300
+    plain = train("T1", steps, log_every=10**9)["steps_per_s"]
+    data = VariableBindingDataModule("T1", curriculum_threshold=0.98, steps_per_epoch=steps)
+    module = SequenceRegression(model="elman", input_size=8, output_size=8, hidden_size=128)
+    trainer = pl.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        gradient_clip_val=1.0,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    lit = steps / (time.perf_counter() - start)
+    shape = f"T1 curriculum, {steps} steps"
+    record("framework", "plain PyTorch loop", shape, 1e3 / plain)
+    record(
+        "framework",
+        "wavezoo fit (Lightning)",
+        shape,
+        1e3 / lit,
+        ref_ms=1e3 / plain,
+        ref_name="plain loop",
+        target="<= 1.25x (>= 0.8x steps/s)",
+    )
+
+
+BENCHES = {
+    "twm_step": bench_twm_step,
+    "wave_rnn": bench_wave_rnn,
+    "lbc_ssm": bench_lbc_ssm,
+    "generate": bench_generation,
+    "train_T1": bench_training,
+    "framework": bench_framework,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller shapes, shorter timings")
+    parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHES)}")
+    args = parser.parse_args()
+    chosen = [b for b in args.only.split(",") if b] or list(BENCHES)
+    unknown = sorted(set(chosen) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    t = 0.3 if args.quick else 1.0
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"{'group':<12} {'model':<26} {'shape':<28} {'ms':>10} {'tokens/s':>12} {'act MB':>8}  {'ratio':<24} target")
+    for name in chosen:
+        BENCHES[name](args.quick, t)
+    meta = {
+        "date": str(date.today()),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "quick": args.quick,
+    }
+    with open(args.out, "w") as fh:
+        json.dump({"meta": meta, "rows": ROWS}, fh, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
