@@ -17,11 +17,14 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
 
-from wavezoo.errors import ConfigError
+from wavezoo.errors import WavezooError
 from wavezoo.lit import SequenceTaskModule
+from wavezoo.lit.reliability import AtomicCheckpointIO, StopOnNonFiniteLoss, read_checkpoint
 
 TRAINER_DEFAULTS = {
+    "gradient_clip_val": 1.0,  # on by default: every family here is recurrent or trained through a rollout
     "logger": {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
         "init_args": {"save_dir": "runs", "name": "wavezoo"},
@@ -47,11 +50,26 @@ class WavezooCLI(LightningCLI):
         )
         parser.add_argument("--test_after_fit", type=bool, default=False, help="after `fit`, test the best checkpoint")
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads the checkpoint's hyper-parameters with a bare torch.load: check the file first.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            read_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+        super()._parse_ckpt_path()
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> pl.Trainer:
         # A rich progress bar unless the user turned progress bars off or chose another one.
         chosen = [*(config.get("callbacks") or []), *callbacks]
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in chosen):
             callbacks = [*callbacks, RichProgressBar()]
+        if config.get("enable_checkpointing") is False:  # honour it: drop the `checkpoint` group's callback
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        callbacks = [*callbacks, StopOnNonFiniteLoss()]
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):  # never a half-written checkpoint
+            config["plugins"] = [*plugins, AtomicCheckpointIO()]
         return super()._instantiate_trainer(config, callbacks)
 
     def after_fit(self) -> None:
@@ -72,11 +90,11 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> WavezooCLI:
     )
 
 
-def user_error(exc: BaseException) -> ConfigError | None:
-    """The :class:`ConfigError` behind ``exc``, if any (jsonargparse wraps errors raised while instantiating)."""
+def user_error(exc: BaseException) -> WavezooError | None:
+    """The :class:`WavezooError` behind ``exc``, if any (jsonargparse wraps errors raised while instantiating)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, WavezooError):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__

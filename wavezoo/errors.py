@@ -10,8 +10,16 @@ from collections.abc import Iterable
 from typing import Any
 
 
-class ConfigError(ValueError):
+class WavezooError(ValueError):
+    """Base of the errors the command line reports as one line (``wavezoo: error: ...``)."""
+
+
+class ConfigError(WavezooError):
     """A user-supplied value is invalid (bad name, size, shape, path...)."""
+
+
+class TrainingDiverged(WavezooError):
+    """The training loss became NaN or infinite."""
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -4,9 +4,11 @@ Every batch is a tuple ``(inputs [B, T, input_size], targets, mask [B, T])``: re
 ``[B, T, output_size]`` floats, classification targets ``[B, T]`` class indices; ``mask`` marks the steps that
 count for the loss and the metrics.
 
-Training batch ``k`` on rank ``r`` is drawn from a generator seeded by ``(seed, "train", r, k)``, so a run is
-reproducible, ranks of a DDP run never draw the same samples, and resuming only needs the batch counter.
-Validation and test sets are generated once from ``(seed, split)`` and are identical on every rank and run.
+Training step ``k`` uses the global batch of ``batch_size * world_size`` samples drawn from a generator seeded by
+``(seed, "train", stream 0, k)``; rank ``r`` keeps its slice ``[r * batch_size, (r + 1) * batch_size)``. So a run is
+reproducible, ranks of a DDP run never share samples, a 2-process run with batch B sees exactly the samples of a
+1-process run with batch 2B, and resuming only needs the batch counter. Validation and test sets are generated
+once from ``(seed, split)``; under DDP Lightning gives each rank a share of their batches.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from wavezoo.errors import check_positive_int
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+_TRAIN_STREAM = 0  # one stream of global batches, shared by every rank (the seeds of the published results)
 
 
 def seeded_generator(*parts: int) -> torch.Generator:
@@ -91,15 +94,19 @@ class SyntheticDataModule(pl.LightningDataModule):
         return {}
 
     # -- batches ------------------------------------------------------------------------------------------
-    @property
-    def rank(self) -> int:
+    def _rank_and_world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
-        return trainer.global_rank if trainer is not None else 0
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     def next_train_batch(self) -> Batch:
-        gen = seeded_generator(self.seed, _SPLIT_IDS["train"], self.rank, self.batches_drawn)
+        """This rank's slice of the next global training batch."""
+        rank, world = self._rank_and_world()
+        gen = seeded_generator(self.seed, _SPLIT_IDS["train"], _TRAIN_STREAM, self.batches_drawn)
         self.batches_drawn += 1
-        return self.sample(self.batch_size, gen, **self.train_kwargs())
+        batch = self.sample(self.batch_size * world, gen, **self.train_kwargs())
+        if world == 1:
+            return batch
+        return tuple(t[rank * self.batch_size : (rank + 1) * self.batch_size] for t in batch)
 
     def eval_set(self, split: str) -> list[Batch]:
         """The fixed ``split`` set (``"val"`` or ``"test"``), generated once and cached."""
@@ -126,7 +133,11 @@ class SyntheticDataModule(pl.LightningDataModule):
 
     # -- checkpointed state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"batches_drawn": self.batches_drawn}
+        # Lightning draws one batch ahead of the optimizer: a checkpoint records the batches actually trained on,
+        # so a resumed run draws exactly the batches the uninterrupted run trains on next.
+        trainer = getattr(self, "trainer", None)
+        trained = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else None
+        return {"batches_drawn": self.batches_drawn if trained is None else min(trained, self.batches_drawn)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.batches_drawn = int(state_dict.get("batches_drawn", 0))

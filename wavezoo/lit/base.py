@@ -13,6 +13,7 @@ import torch
 from torchmetrics import MetricCollection
 
 from wavezoo.errors import ConfigError, check_choice, check_positive_float
+from wavezoo.lit.reliability import read_checkpoint
 from wavezoo.registry import create_model
 
 OPTIMIZERS = {
@@ -80,6 +81,39 @@ class SequenceTaskModule(pl.LightningModule):
         """Accuracy of one batch on the masked steps (``None`` if the task has no accuracy)."""
         return None
 
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    ARCHITECTURE_KEYS = ("model", "input_size", "output_size", "hidden_size", "model_kwargs")
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, in one line, a checkpoint trained with another architecture than this module's."""
+        saved = checkpoint.get("hyper_parameters") or {}
+        differ = [
+            f"{key}={saved[key]!r} (this model: {self.hparams.get(key)!r})"
+            for key in self.ARCHITECTURE_KEYS
+            if key in saved and saved[key] != self.hparams.get(key)
+        ]
+        if differ:
+            raise ConfigError(f"the checkpoint was trained with another architecture: {', '.join(differ)}")
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as err:
+            missing = sorted(set(self.state_dict()) - set(state_dict))
+            unexpected = sorted(set(state_dict) - set(self.state_dict()))
+            if not (missing or unexpected):  # same keys, other shapes
+                raise ConfigError(f"the checkpoint's weights do not fit {self.hparams.model!r}: shapes differ") from err
+            raise ConfigError(
+                f"the checkpoint's weights do not fit model {self.hparams.model!r}: missing keys "
+                f"{missing[:4] or 'none'}, unexpected keys {unexpected[:4] or 'none'}"
+            ) from err
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        """Lightning's loader, after checking that the file is a whole, readable checkpoint."""
+        read_checkpoint(checkpoint_path, map_location="cpu", weights_only=True)
+        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
+
     # -- Lightning hooks ------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -104,6 +138,8 @@ class SequenceTaskModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if hasattr(datamodule, "report_train_accuracy"):
             if accuracy is not None:
+                if self.trainer.world_size > 1:  # every rank must take the same curriculum decision
+                    accuracy = self.trainer.strategy.reduce(accuracy, reduce_op="mean")
                 datamodule.report_train_accuracy(float(accuracy))
             logs["train/horizon"] = float(datamodule.horizon)
         # Lightning's log() costs about a millisecond a call: log training values only on logging steps.
@@ -114,7 +150,7 @@ class SequenceTaskModule(pl.LightningModule):
     def _evaluation_step(self, batch, metrics: MetricCollection, stage: str) -> None:
         x, y, mask = batch
         outputs = self.net(x)
-        self.log(f"{stage}/loss", self.loss(outputs, y, mask), prog_bar=True, batch_size=len(x))
+        self.log(f"{stage}/loss", self.loss(outputs, y, mask), prog_bar=True, batch_size=len(x), sync_dist=True)
         self.update_metrics(metrics, outputs, y, mask)
         self.log_dict(metrics, prog_bar=True, batch_size=len(x))
 

@@ -1,0 +1,71 @@
+"""Training safeguards: atomic checkpoint files and a stop on a non-finite loss."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from wavezoo.errors import ConfigError, TrainingDiverged
+
+
+def read_checkpoint(path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+    """``torch.load`` a checkpoint file, turning a missing, truncated or corrupted file into one clear error."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"checkpoint {path!r} does not exist; expected the path of a .ckpt file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=bool(weights_only))
+    except Exception as err:  # zip/pickle/EOF errors: the file is not a whole PyTorch checkpoint
+        reason = str(err).splitlines()[0].split(". ")[0][:160]
+        raise ConfigError(f"checkpoint {path!r} cannot be read, it is truncated or corrupted ({reason})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"checkpoint {path!r} has no 'state_dict': not a Lightning checkpoint of wavezoo")
+    return checkpoint
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in the same folder, flushes it to disk, then renames it over the
+    target, so a run killed mid-write never leaves a half-written ``last.ckpt`` (the old file stays whole).
+    Reading refuses a missing, truncated or corrupted file with one clear error."""
+
+    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None):
+        if "://" in os.fspath(path):
+            return super().load_checkpoint(path, map_location, weights_only)
+        return read_checkpoint(path, map_location, weights_only)
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = os.fspath(path)
+        if "://" in path:  # remote filesystems: fall back to Lightning's writer
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        folder = os.path.dirname(path) or "."
+        os.makedirs(folder, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ckpt", dir=folder)
+        try:
+            with os.fdopen(handle, "wb") as fh:
+                torch.save(checkpoint, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stops training with :class:`~wavezoo.errors.TrainingDiverged` when the loss is NaN or infinite, before the
+    backward pass and the optimizer step; no checkpoint is written for that step, the best one is kept."""
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            best = getattr(trainer.checkpoint_callback, "best_model_path", "") or "none yet"
+            raise TrainingDiverged(
+                f"training loss became {loss.item()} at step {trainer.global_step}; training stopped "
+                f"(lower the learning rate or clip gradients); best checkpoint kept: {best}"
+            )
