@@ -209,3 +209,43 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
         )
         metrics.append(float(re.search(r"test/mse\s*│\s*([0-9.e+-]+)", out).group(1)))
     assert metrics[0] == pytest.approx(metrics[1], rel=1e-5)
+
+
+FAMILY_CONFIGS = [
+    "variable_binding/" + name
+    for name in ("gru", "lstm", "transformer", "twm_lbc", "twm_sbc", "sbc_transformer", "lbc_ssm")
+] + ["copy/wave_rnn", "copy/irnn", "adding/elman", "hds/elman"]
+
+
+@pytest.mark.parametrize("config", FAMILY_CONFIGS)
+def test_every_family_and_datamodule_runs_under_ddp(config, tmp_path):
+    """Two CPU processes (gloo) train and validate every family and DataModule; checkpoints hold one state."""
+    size = "60" if "wave_rnn" in config else "64" if "lbc_ssm" in config else None
+    hidden = ["--model.init_args.hidden_size", size] if size else []
+    finish(
+        wavezoo(
+            "fit",
+            "--config",
+            str(ROOT / "configs" / f"{config}.yaml"),
+            *hidden,
+            "--trainer.max_steps",
+            "2",
+            "--data.steps_per_epoch",
+            "2",
+            "--data.val_batches",
+            "2",
+            "--data.batch_size",
+            "4",
+            "--trainer.logger",
+            "false",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp",
+        )
+    )
+    assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
