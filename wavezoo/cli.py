@@ -33,7 +33,8 @@ TRAINER_DEFAULTS = {
 
 
 class WavezooCLI(LightningCLI):
-    """LightningCLI with the zoo's defaults: TensorBoard, rich progress, ``last.ckpt`` + best checkpoint."""
+    """LightningCLI with the zoo's defaults: TensorBoard, rich progress, ``last.ckpt`` + best checkpoint, gradient
+    clipping at 1.0, atomic checkpoint files and a stop on a non-finite loss."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_size", "model.init_args.input_size", apply_on="instantiate")

@@ -29,11 +29,10 @@ class CopyDataModule(SyntheticDataModule):
         copy_length: int = 10,
         batch_size: int = 128,
         steps_per_epoch: int = 200,
-        val_batches: int = 4,
-        test_batches: int = 10,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, steps_per_epoch, val_batches, test_batches, seed)
+        """``**kwargs``: the other options of :class:`~wavezoo.data.base.SyntheticDataModule`."""
+        super().__init__(batch_size, steps_per_epoch, **kwargs)
         self.delay = check_positive_int("delay", delay, minimum=0)
         self.num_symbols = check_positive_int("num_symbols", num_symbols)
         self.copy_length = check_positive_int("copy_length", copy_length)
@@ -64,16 +63,9 @@ class AddingDataModule(SyntheticDataModule):
 
     task_type = "regression"
 
-    def __init__(
-        self,
-        length: int = 100,
-        batch_size: int = 64,
-        steps_per_epoch: int = 500,
-        val_batches: int = 4,
-        test_batches: int = 10,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(batch_size, steps_per_epoch, val_batches, test_batches, seed)
+    def __init__(self, length: int = 100, **kwargs: Any) -> None:
+        """``**kwargs``: the options of :class:`~wavezoo.data.base.SyntheticDataModule`."""
+        super().__init__(**kwargs)
         self.length = check_positive_int("length", length, minimum=2)
         self.input_size, self.output_size = 2, 1
 

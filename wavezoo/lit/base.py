@@ -90,7 +90,7 @@ class SequenceTaskModule(pl.LightningModule):
         differ = [
             f"{key}={saved[key]!r} (this model: {self.hparams.get(key)!r})"
             for key in self.ARCHITECTURE_KEYS
-            if key in saved and saved[key] != self.hparams.get(key)
+            if key in saved and (saved[key] or None) != (self.hparams.get(key) or None)  # None == {} for kwargs
         ]
         if differ:
             raise ConfigError(f"the checkpoint was trained with another architecture: {', '.join(differ)}")
