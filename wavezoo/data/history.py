@@ -143,6 +143,7 @@ class VariableBindingDataModule(HistoryTaskDataModule):
             spec = VARIABLE_BINDING_TASKS[task]
         self.task = task
         self.phi = signed_selection(spec, dim, history)
+        self.save_hyperparameters()  # the task travels with every checkpoint ("datamodule_hyper_parameters")
 
     def initial_window(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         bits = torch.randint(0, 2, (batch_size, self.history, self.dim), generator=generator)
