@@ -63,9 +63,14 @@ class StopOnNonFiniteLoss(Callback):
     backward pass and the optimizer step; no checkpoint is written for that step, the best one is kept."""
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss).all():
+        local = bool(torch.isfinite(loss).all())
+        finite = local
+        if trainer.world_size > 1:  # every rank stops together (one rank raising alone would hang the others)
+            finite = trainer.strategy.reduce_boolean_decision(local, all=True)
+        if not finite:
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or "none yet"
+            value = "non-finite on another rank" if local else loss.item()
             raise TrainingDiverged(
-                f"training loss became {loss.item()} at step {trainer.global_step}; training stopped "
+                f"training loss became {value} at step {trainer.global_step}; training stopped "
                 f"(lower the learning rate or clip gradients); best checkpoint kept: {best}"
             )
