@@ -5,6 +5,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from conftest import train_tiny_checkpoint
 
 from wavezoo import ConfigError
 from wavezoo.cli import main
@@ -18,19 +19,7 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
 
 @pytest.fixture(scope="module")
 def elman_checkpoint(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("ckpt") / "elman.ckpt"
-    module = SequenceRegression(model="elman", input_size=8, output_size=8, hidden_size=16)
-    trainer = pl.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, datamodule=VariableBindingDataModule("T1", horizons=[2], steps_per_epoch=1))
-    trainer.save_checkpoint(path)
-    return path
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "elman.ckpt")
 
 
 def cli_error(args, capsys) -> str:

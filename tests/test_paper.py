@@ -2,11 +2,9 @@
 
 import json
 
-import lightning.pytorch as pl
 import pytest
+from conftest import train_tiny_checkpoint
 
-from wavezoo.data import VariableBindingDataModule
-from wavezoo.lit import SequenceRegression
 from wavezoo.paper import main, theorem_checks
 
 
@@ -17,19 +15,7 @@ def test_theorem_claims_hold_to_float64_precision():
 
 
 def train_tiny(tmp_path, model="elman"):
-    module = SequenceRegression(model=model, input_size=8, output_size=8, hidden_size=16)
-    trainer = pl.Trainer(
-        max_steps=3,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, datamodule=VariableBindingDataModule("T2", horizons=[4], steps_per_epoch=3))
-    path = tmp_path / f"{model}.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    return train_tiny_checkpoint(tmp_path / f"{model}.ckpt", model, task="T2", steps=3)
 
 
 def test_analyze_writes_figures_and_reads_the_task_from_the_checkpoint(tmp_path, capsys):
