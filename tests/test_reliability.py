@@ -23,6 +23,7 @@ CONFIG = str(ROOT / "configs/variable_binding/elman.yaml")
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 SMALL = ["--config", CONFIG, "--model.init_args.hidden_size", "32", "--data.val_batches", "2"]
 SMALL += ["--data.test_batches", "2"]
+TWO_CPU_PROCESSES = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 
 
 def wavezoo(*args: str, **kwargs) -> subprocess.Popen:
@@ -174,12 +175,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
         "16",
         "--trainer.default_root_dir",
         str(tmp_path / "two"),
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.devices",
-        "2",
-        "--trainer.strategy",
-        "ddp",
+        *TWO_CPU_PROCESSES,
     )
     finish(ddp)
     print(f"2-process DDP fit: {time.time() - start:.1f} s")
@@ -240,12 +236,7 @@ def test_every_family_and_datamodule_runs_under_ddp(config, tmp_path):
             "false",
             "--trainer.default_root_dir",
             str(tmp_path),
-            "--trainer.accelerator",
-            "cpu",
-            "--trainer.devices",
-            "2",
-            "--trainer.strategy",
-            "ddp",
+            *TWO_CPU_PROCESSES,
         )
     )
     assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
