@@ -5,6 +5,7 @@ import json
 import pytest
 from conftest import train_tiny_checkpoint
 
+from wavezoo.cli import main as wavezoo_main
 from wavezoo.paper import main, theorem_checks
 
 
@@ -21,11 +22,12 @@ def train_tiny(tmp_path, model="elman"):
 def test_analyze_writes_figures_and_reads_the_task_from_the_checkpoint(tmp_path, capsys):
     main(["analyze", "--ckpt", str(train_tiny(tmp_path)), "--out", str(tmp_path / "out")])
     result = json.loads((tmp_path / "out/analysis.json").read_text())
-    assert result["task"] == "T2" and result["theory_count_above_0.8"] == 36
+    assert result["task"] == "T2" and result["theory_count_above_0.8"] == 36 and result["compressed_cells"] == 36
     assert 0 <= result["test_acc_h200"] <= 1 and result["spectral_error_rad"] >= 0
-    assert len(result["grad_norm_by_lag_17_to_24"]["init"]) == 8
+    assert sorted(result["grad_norm_by_lag"]["init"], key=int) == [str(lag) for lag in range(17, 25)]
     pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert pngs == ["gradient_by_lag.png", "hidden_state_315.png", "spectrum.png", "w_hh_wave_basis.png"]
+    assert list((tmp_path / "out/tensorboard").glob("events.out.tfevents*"))
     assert "eigenvalues |lambda| > 0.8" in capsys.readouterr().out
 
 
@@ -33,7 +35,19 @@ def test_analyze_refuses_a_non_elman_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["analyze", "--ckpt", str(train_tiny(tmp_path, "gru")), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
-    assert "analyze needs an Elman checkpoint (model 'elman' or 'irnn'), got 'gru'" in capsys.readouterr().err
+    assert "the wave lens needs a recurrence it can linearise" in capsys.readouterr().err
+
+
+def test_wavezoo_analyze_is_the_same_lens(tmp_path, capsys):
+    wavezoo_main(["analyze", "--ckpt", str(train_tiny(tmp_path)), "--task", "T3", "--out", str(tmp_path / "o")])
+    assert json.loads((tmp_path / "o/analysis.json").read_text())["task"] == "T3"  # --task overrides the data's
+    assert "compressed wave basis (36 cells)" in capsys.readouterr().out
+
+
+def test_paper_command_names_a_bad_ckpt_pair(capsys):
+    with pytest.raises(SystemExit):
+        main(["spectra", "--ckpt", "T9=x.ckpt"])
+    assert "--ckpt 'T9=x.ckpt': expected TASK=PATH with TASK in T1, T2, T3, T4" in capsys.readouterr().err
 
 
 @pytest.mark.slow

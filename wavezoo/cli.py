@@ -2,6 +2,7 @@
 
     wavezoo fit  --config configs/variable_binding/elman.yaml [--data.task T3] [--test_after_fit true]
     wavezoo test --config configs/variable_binding/elman.yaml --ckpt_path runs/.../checkpoints/last.ckpt
+    wavezoo analyze --ckpt runs/.../checkpoints/last.ckpt [--task T3] [--out analysis_out]
 
 ``--model`` takes any :class:`~wavezoo.lit.SequenceTaskModule` subclass and ``--data`` any LightningDataModule
 (``class_path``/``init_args`` in YAML); the model's ``input_size``/``output_size`` are linked to the data's.
@@ -22,6 +23,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from wavezoo.errors import WavezooError
 from wavezoo.lit import SequenceTaskModule
 from wavezoo.lit.reliability import AtomicCheckpointIO, StopOnNonFiniteLoss, read_checkpoint
+from wavezoo.pretrained.loading import verify_if_published
 
 TRAINER_DEFAULTS = {
     "gradient_clip_val": 1.0,  # on by default: every family here is recurrent or trained through a rollout
@@ -56,6 +58,7 @@ class WavezooCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+            verify_if_published(ckpt_path)  # a published checkpoint (checkpoints/<name>.ckpt): check its sha256
             read_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
         super()._parse_ckpt_path()
 
@@ -103,8 +106,15 @@ def user_error(exc: BaseException) -> WavezooError | None:
 
 
 def main(args: list[str] | None = None) -> None:
+    """``wavezoo {fit,validate,test,predict}`` (LightningCLI) and ``wavezoo analyze`` (the wave lens)."""
     warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
+    argv = sys.argv[1:] if args is None else list(args)
     try:
+        if argv[:1] == ["analyze"]:
+            from wavezoo.analysis.lens import main as analyze
+
+            analyze(argv[1:])
+            return
         build_cli(args)
     except Exception as exc:
         err = user_error(exc)

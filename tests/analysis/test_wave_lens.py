@@ -82,3 +82,64 @@ def test_gradient_by_lag_decays_for_a_contraction_and_stays_flat_for_a_wave():
     rnn = embed_in_basis(generalized_fibonacci(d, s, "spectral").flip(0), torch.linalg.qr(torch.randn(n, n))[0])
     wave = input_gradient_by_lag(LinearRNN(rnn.w_hh, rnn.w_uh, rnn.w_r), x, y, step=6)
     assert wave[1:].min() > 0.1 * wave[0]  # no geometric decay within the window
+
+
+@pytest.mark.parametrize(("task", "cells"), [("T1", 64), ("T2", 36), ("T3", 36), ("T4", 36)])
+def test_boundary_corrected_basis_recovers_m_for_every_task_and_compresses_to_its_persistent_cells(task, cells):
+    from wavezoo.analysis import boundary_blocks, compressed_cells
+    from wavezoo.data.operators import VARIABLE_BINDING_TASKS, signed_selection
+
+    m = task_operator(task)
+    rnn = embed_in_basis(
+        signed_selection(VARIABLE_BINDING_TASKS[task], 8, 8).flip(0), torch.linalg.qr(torch.randn(96, 64))[0]
+    )
+    exact = wave_basis(rnn.w_hh, rnn.w_r, 8, boundary_blocks(m, 8, 8))
+    assert exact.distance(rnn.w_hh, m) < 1e-8
+    kept = compressed_cells(m)
+    assert len(kept) == cells and count_above(eigenvalues(m[kept][:, kept]), 0.8) == cells
+    structure = wave_basis(rnn.w_hh, rnn.w_r, 8, boundary_blocks(m, 8, 8), kept).structure(rnn.w_hh, m)
+    assert structure["support_fraction"] > 0.999 and structure["sign_agreement"] == 1.0
+    if task != "T1":  # the paper's plain power iteration ignores the boundary reads of newer columns
+        assert wave_basis(rnn.w_hh, rnn.w_r, 8).distance(rnn.w_hh, m) > 0.1
+
+
+def test_linearize_reads_the_recurrence_of_each_supported_family_and_names_the_others():
+    from wavezoo import create_model
+    from wavezoo.analysis import linearize
+    from wavezoo.errors import ConfigError
+    from wavezoo.lbc import lbc_matrix
+
+    elman = create_model("elman", input_size=3, output_size=2, hidden_size=16)
+    assert torch.equal(linearize(elman).w_hh, elman.rnn.weight_hh_l0)
+    wave = create_model("wave_rnn", input_size=3, output_size=2, hidden_size=24, channels=2)
+    assert torch.equal(linearize(wave).w_hh, wave.recurrent_matrix())
+    twm = create_model("twm_lbc", input_size=4, output_size=4, hidden_size=32, history=8)
+    lin = linearize(twm)
+    assert torch.allclose(lin.w_hh, lbc_matrix(twm.memory.boundary.phi.detach()))
+    assert lin.w_r.shape == (4, 32) and lin.w_r[:, :28].abs().sum() == 0  # reads the start-boundary column only
+    with pytest.raises(ConfigError, match=r"wave lens needs a recurrence .* got RecurrentBaseline \(lstm\)"):
+        linearize(create_model("lstm", input_size=3, output_size=2))
+
+
+def test_input_lag_profile_skips_steps_without_input_and_decay_is_per_step():
+    from wavezoo.analysis import decay_per_step, input_lag_profile
+
+    n, d = 6, 2
+    contraction = LinearRNN(0.5 * torch.eye(n), torch.randn(n, d), torch.randn(d, n))
+    x, y = torch.randn(4, 9, d), torch.randn(4, 9, d)
+    x[:, 3:6] = 0.0  # steps 3..5 carry no input: lags 3..5 of step 8 are left out
+    profile = input_lag_profile(contraction, x, y, step=8)
+    assert sorted(profile) == [0, 1, 2, 6, 7, 8]
+    assert decay_per_step(profile) == pytest.approx(0.5)
+    assert decay_per_step({1: 2.0, 4: 2.0}) == pytest.approx(1.0)
+
+
+def test_travel_score_is_one_for_a_column_moving_one_site_per_step():
+    from wavezoo.analysis.lens import travel_score
+
+    frames = torch.zeros(20, 8, 8)
+    pattern = torch.randn(8, 8)
+    for t in range(20):  # column k at time t holds what column k + 1 held at t - 1
+        frames[t] = torch.roll(pattern, -t, dims=0)
+    assert travel_score(frames) == pytest.approx(1.0)
+    assert travel_score(torch.randn(20, 8, 8)) < 0.5

@@ -1,0 +1,7 @@
+"""Reproduce the paper's claims, one subcommand per claim: see :mod:`wavezoo.paper.cli`."""
+
+from wavezoo.paper.cli import main
+from wavezoo.paper.table1 import PAPER_TABLE1, table1, train_elman
+from wavezoo.paper.theorem import theorem_checks
+
+__all__ = ["PAPER_TABLE1", "main", "table1", "theorem_checks", "train_elman"]

@@ -1,0 +1,3 @@
+from wavezoo.paper.cli import main
+
+main()

@@ -1,0 +1,141 @@
+"""``wavezoo-paper`` (or ``python -m wavezoo.paper``): one subcommand per claim of the paper.
+
+* ``theorem``   C1-C4 on exact constructions (Theorem 3.1, LBC algebra, SBC = attention-only transformer).
+* ``table1``    C5/C6: the Elman RNN on T1..T4 x hidden x L2 x seeds with the paper's protocol (resumable sweep).
+* ``spectra``   C6: eigenvalues of the trained W_hh against the TWM operator of each task.
+* ``waves``     C7/C8: W_hh in the compressed wave basis against M; the "315" bitmap as a traveling wave.
+* ``gradients`` C9: gradient norm by lag at initialisation and after training, wave models against baselines.
+* ``analyze``   the wave lens on any checkpoint (same as ``wavezoo analyze``).
+
+Each prints its figures next to the paper's, writes ``<command>.json`` and PNG files to ``--out`` and logs both to
+TensorBoard under ``--out/tensorboard/<command>``. ``--quick`` runs a reduced version in about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wavezoo.errors import WavezooError
+
+TASKS = ("T1", "T2", "T3", "T4")
+
+
+def _log(out: Path, command: str, rows, figures) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from wavezoo.analysis.plots import save_figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{command}.json").write_text(json.dumps(rows, indent=1))
+    with SummaryWriter(str(out / "tensorboard" / command)) as writer:
+        for index, row in enumerate(rows if isinstance(rows, list) else [rows]):
+            label = "/".join(str(row[k]) for k in ("task", "model", "stage") if k in row) or str(index)
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    writer.add_scalar(f"{command}/{label}/{key}", value)
+        save_figures(figures, out, writer)
+
+
+def _print_rows(rows: list[dict], columns: list[str]) -> None:
+    print("  ".join(f"{c:>14}" for c in columns))
+    for row in rows:
+        cells = []
+        for c in columns:
+            value = row
+            for part in c.split("/"):
+                value = value.get(part) if isinstance(value, dict) else None
+            cells.append(f"{value:>14.4f}" if isinstance(value, float) else f"{value!s:>14}")
+        print("  ".join(cells))
+
+
+def _ckpts(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        task, sep, path = pair.partition("=")
+        if not sep or task not in TASKS:
+            raise WavezooError(f"--ckpt {pair!r}: expected TASK=PATH with TASK in {', '.join(TASKS)}")
+        out[task] = path
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    from wavezoo.paper import trained
+    from wavezoo.paper.table1 import table1
+    from wavezoo.paper.theorem import theorem_checks
+
+    ckpts = _ckpts(args.ckpt) if args.command in ("spectra", "waves") else {}
+    tasks = sorted(ckpts) or (["T2"] if args.quick else list(TASKS))
+    if args.command == "theorem":
+        checks = theorem_checks()
+        for name, value in checks.items():
+            print(f"{name:<55} {value:.2e}   (exact: 0)")
+        _log(args.out, "theorem", checks, {})
+    elif args.command == "table1":
+        if args.quick:
+            args.tasks, args.hidden, args.l2, args.seeds, args.steps = "T2", "128", "0,0.1", "0", 3000
+        split = lambda text, kind: [kind(v) for v in text.split(",") if v]  # noqa: E731
+        rows = table1(
+            split(args.tasks, str), split(args.hidden, int), split(args.l2, float), split(args.seeds, int),
+            args.steps, args.out,
+        )  # fmt: skip
+        _log(args.out, "table1", rows, {})
+    elif args.command == "spectra":
+        rows, figures = trained.spectra(tasks, ckpts)
+        _print_rows(rows, ["task", "test_acc_h200", "eig_count_above_0.8", "theory_count_above_0.8",
+                           "spectral_error_rad", "paper/spectral_error_rad", "paper/test_acc_h200"])  # fmt: skip
+        _log(args.out, "spectra", rows, figures)
+    elif args.command == "waves":
+        rows, figures = trained.waves(tasks, ckpts)
+        _print_rows(rows, ["task", "compressed_cells", "distance_to_M", "support_fraction", "sign_agreement",
+                           "wave_315_travel_score"])  # fmt: skip
+        _log(args.out, "waves", rows, figures)
+    elif args.command == "gradients":
+        groups = dict(list(trained.GRADIENT_GROUPS.items())[:1]) if args.quick else None
+        rows, figures = trained.gradients(groups)
+        _print_rows(rows, ["model", "stage", "lags", "grad_at_min_lag", "grad_at_max_lag", "decay_per_step"])
+        _log(args.out, "gradients", rows, figures)
+    else:
+        from wavezoo.analysis.lens import analyze_checkpoint, report
+
+        print("\n".join(report(analyze_checkpoint(args.ckpt[0] if args.ckpt else "", args.out, args.task))))
+    print(f"wrote {args.out}/{args.command}.json, PNG figures and TensorBoard events ({args.out}/tensorboard)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="wavezoo-paper", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, text in [
+        ("theorem", "C1-C4 on exact constructions"),
+        ("table1", "Table 1: Elman RNN on T1..T4 x hidden x L2 x seeds"),
+        ("spectra", "C6: eigen-spectra of the trained Elman RNNs against the TWM operators"),
+        ("waves", "C7/C8: W_hh in the wave basis; the '315' traveling wave"),
+        ("gradients", "C9: gradient norm by lag, init vs trained, wave models vs baselines"),
+        ("analyze", "the wave lens on a checkpoint"),
+    ]:
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--out", default=Path("paper_out"), type=Path)
+        command.add_argument("--quick", action="store_true", help="a reduced version (about a minute on a CPU)")
+        if name in ("spectra", "waves"):
+            command.add_argument("--ckpt", nargs="*", default=[], help="TASK=PATH: your own checkpoints")
+        if name == "analyze":
+            command.add_argument("--ckpt", nargs=1, required=True)
+            command.add_argument("--task", choices=TASKS, default=None)
+        if name == "table1":
+            command.add_argument("--tasks", default="T1,T2,T3,T4")
+            command.add_argument("--hidden", default="64,128")
+            command.add_argument("--l2", default="0,0.001,0.1")
+            command.add_argument("--seeds", default="0,1,2,3,4")
+            command.add_argument("--steps", type=int, default=20000, help="the authors' sweep: 10 x 2,000 batches")
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        run(args)
+    except WavezooError as err:
+        print(f"wavezoo-paper: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

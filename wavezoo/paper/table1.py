@@ -1,0 +1,205 @@
+"""Table 1 of the paper (claims C5, C6): the Elman RNN on T1..T4 for hidden sizes x L2 x seeds, with its spectra.
+
+Protocol (``configs/variable_binding/elman.yaml``; paper sec. 4.3): Adam lr 1e-3, clip 1.0, batch 64, curriculum on
+the horizon, 20,000 steps (the authors' sweep: 10 epochs of 2,000 batches). Every ``SNAPSHOT_EVERY`` steps (one of
+the authors' epochs) the run records the test accuracy at horizon 200 and the spectral error of W_hh; as in the
+paper, a seed's spectral error is the minimum over its snapshots with accuracy > 0.9 and its accuracy the maximum.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator
+
+SNAPSHOT_EVERY = 2000
+SOLVED = 0.9  # the authors analyse models with test accuracy > 0.9
+
+#: Table 1 of the paper: (task, N, L2) -> (spectral error or None for "---", accuracy) [authors' notebook].
+PAPER_TABLE1 = {
+    ("T1", 64, 0.0): (None, 0.97),
+    ("T1", 64, 0.001): (None, 0.88),
+    ("T1", 64, 0.1): (None, 0.50),
+    ("T1", 128, 0.0): (0.0005, 1.00),
+    ("T1", 128, 0.001): (None, 0.93),
+    ("T1", 128, 0.1): (None, 0.50),
+    ("T2", 64, 0.0): (0.0075, 1.00),
+    ("T2", 64, 0.001): (None, 0.85),
+    ("T2", 64, 0.1): (None, 0.50),
+    ("T2", 128, 0.0): (0.0055, 0.98),
+    ("T2", 128, 0.001): (0.0031, 0.98),
+    ("T2", 128, 0.1): (None, 0.50),
+    ("T3", 64, 0.0): (0.0026, 1.00),
+    ("T3", 64, 0.001): (0.0010, 0.97),
+    ("T3", 64, 0.1): (None, 0.50),
+    ("T3", 128, 0.0): (0.0031, 0.98),
+    ("T3", 128, 0.001): (0.0005, 1.00),
+    ("T3", 128, 0.1): (None, 0.50),
+    ("T4", 64, 0.0): (0.0112, 0.94),
+    ("T4", 64, 0.001): (0.0011, 1.00),
+    ("T4", 64, 0.1): (None, 0.50),
+    ("T4", 128, 0.0): (0.0022, 1.00),
+    ("T4", 128, 0.001): (0.0006, 1.00),
+    ("T4", 128, 0.1): (None, 0.50),
+}
+
+
+def sign_accuracy(net: torch.nn.Module, batches) -> float:
+    """Fraction of masked output elements whose sign matches the target's (the paper's accuracy)."""
+    correct = total = 0
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        for x, y, mask in batches:
+            pred = net(x)
+            correct += int(((pred[mask] > 0) == (y[mask] > 0)).sum())
+            total += y[mask].numel()
+    net.train(was_training)
+    return correct / total
+
+
+def _snapshot_callback(task: str, data, every: int):
+    import lightning.pytorch as pl
+
+    class Snapshots(pl.Callback):
+        """Test accuracy at horizon 200 and spectral error of W_hh every ``every`` steps (the authors' epochs)."""
+
+        def __init__(self) -> None:
+            self.records: list[dict] = []
+
+        def on_train_batch_end(self, trainer, module, *args) -> None:
+            if trainer.global_step % every == 0:
+                w_hh = module.net.rnn.weight_hh_l0.detach()
+                self.records.append(
+                    {
+                        "step": trainer.global_step,
+                        "test_acc_h200": sign_accuracy(module.net, data.eval_set("test")),
+                        "spectral_error_rad": spectral_error(task_operator(task), w_hh),
+                        "eig_count_above_0.8": count_above(eigenvalues(w_hh), 0.8),
+                    }
+                )
+
+    return Snapshots()
+
+
+def train_elman(task: str, hidden: int, l2: float, seed: int, steps: int, folder: Path) -> dict:
+    """One Table-1 run with the paper's protocol; returns its record (final and per-snapshot figures)."""
+    import lightning.pytorch as pl
+
+    from wavezoo.data import VariableBindingDataModule
+    from wavezoo.lit import SequenceRegression
+    from wavezoo.lit.reliability import AtomicCheckpointIO
+
+    pl.seed_everything(seed, verbose=False)
+    data = VariableBindingDataModule(task, seed=seed)
+    module = SequenceRegression(model="elman", input_size=8, output_size=8, hidden_size=hidden, weight_decay=l2)
+    checkpoint = pl.callbacks.ModelCheckpoint(folder, monitor="val/loss", filename="best")
+    snapshots = _snapshot_callback(task, data, min(SNAPSHOT_EVERY, steps))
+    trainer = pl.Trainer(
+        max_steps=steps,
+        gradient_clip_val=1.0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoint, snapshots],
+        plugins=[AtomicCheckpointIO()],
+    )
+    trainer.fit(module, datamodule=data)
+    (metrics,) = trainer.test(module, datamodule=data, ckpt_path="best", verbose=False)
+    w_hh = module.net.rnn.weight_hh_l0.detach()
+    solved = [r for r in snapshots.records if r["test_acc_h200"] > SOLVED]
+    return {
+        "task": task,
+        "hidden": hidden,
+        "l2": l2,
+        "seed": seed,
+        "steps": steps,
+        "test_acc_h200": metrics["test/acc"],
+        "spectral_error_rad": spectral_error(task_operator(task), w_hh),
+        "eig_count_above_0.8": count_above(eigenvalues(w_hh), 0.8),
+        "max_test_acc_h200": max([r["test_acc_h200"] for r in snapshots.records] + [metrics["test/acc"]]),
+        "min_spectral_error_rad": min(r["spectral_error_rad"] for r in solved) if solved else None,
+        "snapshots": snapshots.records,
+    }
+
+
+def table1(tasks, hiddens, l2s, seeds, steps: int, out: Path) -> list[dict]:
+    """Run (or reuse) every run of the sweep, then summarise; returns the summary rows.
+
+    One JSON per run in ``out/table1/``; runs already there are skipped and a run in progress is claimed by a
+    ``.running`` file, so several processes can share one sweep and a killed sweep resumes where it stopped.
+    """
+    folder = out / "table1"
+    folder.mkdir(parents=True, exist_ok=True)
+    for task in tasks:
+        for hidden in hiddens:
+            for l2 in l2s:
+                for seed in seeds:
+                    path = folder / f"{task}_N{hidden}_L2{l2:g}_seed{seed}.json"
+                    if path.exists():
+                        continue
+                    try:
+                        path.with_suffix(".running").open("x").close()
+                    except FileExistsError:
+                        continue
+                    with tempfile.TemporaryDirectory() as tmp:
+                        result = train_elman(task, hidden, l2, seed, steps, Path(tmp))
+                    path.write_text(json.dumps(result, indent=1))
+                    path.with_suffix(".running").unlink()
+                    print(json.dumps({k: v for k, v in result.items() if k != "snapshots"}), flush=True)
+    return summarize_table1(folder)
+
+
+def _seed_figures(run: dict) -> tuple[float, float | None]:
+    """(accuracy, spectral error) of one seed as the paper counts them; runs without snapshots use final values."""
+    acc = run.get("max_test_acc_h200", run["test_acc_h200"])
+    if "min_spectral_error_rad" in run:
+        return acc, run["min_spectral_error_rad"]
+    return acc, run["spectral_error_rad"] if run["test_acc_h200"] > SOLVED else None
+
+
+def summarize_table1(folder: Path) -> list[dict]:
+    """Per (task, N, L2): mean over seeds of the accuracy and of the spectral error of the solved seeds."""
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["task"], run["hidden"], float(run["l2"])), []).append(run)
+    rows = []
+    print(
+        f"{'task':<5}{'N':>5}{'L2':>7}{'seeds':>6}{'steps':>7}{'acc':>8}{'solved':>7}{'<=0.02':>7}"
+        f"{'spec.err':>10}{'eig>0.8':>14}   paper"
+    )
+    for key in sorted(groups):
+        group = groups[key]
+        figures = [_seed_figures(r) for r in group]
+        errors = [err for _, err in figures if err is not None]
+        acc = sum(a for a, _ in figures) / len(figures)
+        err = sum(errors) / len(errors) if errors else None
+        counts = sorted({r["eig_count_above_0.8"] for r in group})
+        paper_err, paper_acc = PAPER_TABLE1.get(key, (None, None))
+        paper = f"{'---' if paper_err is None else f'{paper_err:.4f}'} ({paper_acc})"
+        shown = "---" if err is None else f"{err:.4f}"
+        row = {
+            "task": key[0],
+            "hidden": key[1],
+            "l2": key[2],
+            "seeds": len(group),
+            "steps": sorted({r["steps"] for r in group}),
+            "mean_acc": acc,
+            "solved": len(errors),
+            "spectral_error_at_most_0.02": sum(e <= 0.02 for e in errors),
+            "mean_spectral_error_solved": err,
+            "eig_counts": counts,
+            "paper": {"spectral_error": paper_err, "acc": paper_acc},
+        }
+        print(
+            f"{key[0]:<5}{key[1]:>5}{key[2]:>7g}{len(group):>6}{max(row['steps']):>7}{acc:>8.4f}{len(errors):>7}"
+            f"{row['spectral_error_at_most_0.02']:>7}{shown:>10}{str(counts):>14}   {paper}"
+        )
+        rows.append(row)
+    (folder.parent / "table1.json").write_text(json.dumps(rows, indent=1))
+    return rows
