@@ -22,6 +22,10 @@ class TrainingDiverged(WavezooError):
     """The training loss became NaN or infinite."""
 
 
+class ChecksumError(WavezooError):
+    """A published checkpoint file does not have the sha256 recorded in the checkpoint manifest."""
+
+
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     """Return ``value`` if it is an int >= ``minimum``, else raise a :class:`ConfigError` naming it."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -36,28 +36,43 @@ def is_model(name: str) -> bool:
 def create_model(
     name: str,
     *,
-    input_size: int,
-    output_size: int,
-    hidden_size: int = 128,
-    pretrained: bool = False,
+    input_size: int | None = None,
+    output_size: int | None = None,
+    hidden_size: int | None = None,
+    pretrained: bool | str = False,
     **family_kwargs: Any,
 ) -> nn.Module:
     """Build a registered model.
 
     Every model obeys the zoo contract: a plain batch-first ``nn.Module`` with
-    ``forward(x: [batch, time, input_size]) -> [batch, time, output_size]``. ``hidden_size`` is the number of
-    recurrent state units; each family documents how its own shape parameters map to it.
+    ``forward(x: [batch, time, input_size]) -> [batch, time, output_size]``. ``hidden_size`` (default 128) is the
+    number of recurrent state units; each family documents how its own shape parameters map to it.
+
+    ``pretrained=True`` loads the one published checkpoint of this family (``wavezoo.list_pretrained()``),
+    ``pretrained="<checkpoint name>"`` a named one, in eval mode; sizes and keywords then come from the checkpoint
+    (any also given must agree with it). The model's ``wavezoo_config`` attribute records how it was built.
     """
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     if pretrained:
-        raise ConfigError(
-            f"no published pretrained weights for model {name!r} in this version of wavezoo; "
-            "use pretrained=False and train it with `wavezoo fit`"
-        )
+        from wavezoo.pretrained.loading import pretrained_model
+
+        given = {"input_size": input_size, "output_size": output_size, "hidden_size": hidden_size}
+        given = {k: v for k, v in given.items() if v is not None}
+        return pretrained_model(name, pretrained, {**given, **family_kwargs})
+    if input_size is None or output_size is None:
+        raise ConfigError(f"create_model({name!r}) needs input_size and output_size (or pretrained=...)")
+    sizes = {
+        "input_size": input_size,
+        "output_size": output_size,
+        "hidden_size": 128 if hidden_size is None else hidden_size,
+    }
     try:
-        return _MODELS[name](input_size=input_size, output_size=output_size, hidden_size=hidden_size, **family_kwargs)
+        model = _MODELS[name](**sizes, **family_kwargs)
     except TypeError as err:  # an unknown family keyword: name it instead of a bare signature error
         if "unexpected keyword argument" in str(err) or "multiple values" in str(err):
             raise ConfigError(f"model {name!r}: {err}") from None
         raise
+    # How to rebuild it (save_pretrained, checkpoints): a plain attribute, not part of the state dict.
+    model.wavezoo_config = {"family": name, "sizes": sizes, "model_kwargs": dict(family_kwargs)}
+    return model
