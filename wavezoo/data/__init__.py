@@ -1,9 +1,19 @@
-"""DataModules of the zoo: synthetic history-dependent tasks and classical memory benchmarks."""
+"""DataModules of the zoo: synthetic history-dependent tasks, classical memory benchmarks and real-data sequence
+classification benchmarks."""
 
 from wavezoo.data.base import SyntheticDataModule
+from wavezoo.data.benchmarks import (
+    DigitsDataModule,
+    MNIST1DDataModule,
+    NoisySequentialCIFARDataModule,
+    SequentialMNISTDataModule,
+    UCRDataModule,
+    ucr_names,
+)
 from wavezoo.data.history import HDSDataModule, HistoryTaskDataModule, VariableBindingDataModule
 from wavezoo.data.memory import AddingDataModule, CopyDataModule
 from wavezoo.data.operators import VARIABLE_BINDING_TASKS
+from wavezoo.data.sequences import SequenceDataModule
 
 __all__ = [
     "SyntheticDataModule",
@@ -13,4 +23,11 @@ __all__ = [
     "CopyDataModule",
     "AddingDataModule",
     "VARIABLE_BINDING_TASKS",
+    "SequenceDataModule",
+    "DigitsDataModule",
+    "MNIST1DDataModule",
+    "UCRDataModule",
+    "ucr_names",
+    "SequentialMNISTDataModule",
+    "NoisySequentialCIFARDataModule",
 ]
