@@ -61,3 +61,27 @@ def test_table1_quick_shows_the_directions_of_the_claims(tmp_path):
     assert rows[0.0]["mean_acc"] > 0.95 and rows[0.0]["mean_spectral_error_solved"] < 0.2
     assert rows[0.0]["eig_counts"][0] >= 30  # theory: 36
     assert rows[0.1]["mean_acc"] < 0.6 and rows[0.1]["solved"] == 0 and rows[0.1]["eig_counts"] == [0]
+
+
+def test_spectra_and_waves_quick_on_the_published_paper_rnn(tmp_path, capsys):
+    """C6-C8 on the published T2 Elman RNN: the learned spectrum is the TWM's and W_hh has M's pattern."""
+    main(["spectra", "--quick", "--out", str(tmp_path)])
+    (row,) = json.loads((tmp_path / "spectra.json").read_text())
+    assert row["task"] == "T2" and row["eig_count_above_0.8"] == row["theory_count_above_0.8"] == 36
+    assert row["spectral_error_rad"] < 0.02 and row["test_acc_h200"] >= 0.99  # paper: 0.0055 (0.98)
+    main(["waves", "--quick", "--out", str(tmp_path)])
+    (row,) = json.loads((tmp_path / "waves.json").read_text())
+    assert row["compressed_cells"] == 36 and row["sign_agreement"] == 1.0 and row["support_fraction"] > 0.8
+    assert {p.name for p in tmp_path.glob("*.png")} >= {"spectra.png", "w_hh_wave_basis.png", "hidden_state_315_T2.png"}
+    assert list((tmp_path / "tensorboard/waves").glob("events.out.tfevents*"))
+    assert "spectral_error_rad" in capsys.readouterr().out
+
+
+def test_gradients_quick_trained_networks_keep_the_gradient_over_the_window(tmp_path):
+    """C9: after training, the gradient w.r.t. the stored inputs decays less per step of lag than at init."""
+    main(["gradients", "--quick", "--out", str(tmp_path)])
+    rows = {(r["model"], r["stage"]): r for r in json.loads((tmp_path / "gradients.json").read_text())}
+    assert {model for model, _ in rows} == {"elman_vb_t1", "lstm_vb_t1", "twm_lbc_vb_t1"}
+    for model in ("elman_vb_t1", "lstm_vb_t1"):
+        assert rows[model, "trained"]["decay_per_step"] > rows[model, "init"]["decay_per_step"]
+    assert rows["elman_vb_t1", "trained"]["lags"] == [17, 24]

@@ -154,6 +154,16 @@ def test_verify_mode_of_the_script(published, capsys):
     assert f"{TINY['name']}: sha256 ok, metrics reproduced" in capsys.readouterr().out
 
 
+def test_table_mode_of_the_script_lists_parameters_and_metrics(published, capsys):
+    entry = pretrained_info(TINY["name"], manifest=published)
+    assert training.main(["--manifest", str(published), "--table"]) == 0
+    header, rule, row = capsys.readouterr().out.splitlines()
+    assert header.startswith("| checkpoint | family | parameters | test accuracy") and rule.startswith("|---|")
+    assert row.startswith(
+        f"| `{TINY['name']}` | `gru` | {entry['parameters']:,} | {entry['metrics']['test/acc']:.4f} |"
+    )
+
+
 def test_tampered_checkpoint_is_refused(published, tmp_path, monkeypatch, capsys):
     copy = tmp_path / "checkpoints"
     shutil.copytree(published, copy)

@@ -12,31 +12,47 @@ import torch.nn.functional as F
 
 
 def input_gradient_by_lag(
-    model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, step: int, loss: str = "mse"
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    step: int,
+    loss: str = "mse",
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean over the batch of ||dL/du(step - lag)|| for lag = 0..step, where L is the loss of the output at ``step``
-    (``"mse"`` against float targets ``[B, T, out]`` or ``"ce"`` against class indices ``[B, T]``).
+    """Mean over the batch of ||dL/du(step - lag)|| for lag = 0..step (``"mse"`` against float targets
+    ``[B, T, out]`` or ``"ce"`` against class indices ``[B, T]``). L is the loss of the output at ``step``, or with a
+    ``mask`` ``[B, T]`` the mean loss over the masked outputs up to ``step`` (a whole output phase).
 
     Returns ``[step + 1]`` (index = lag).
     """
     inputs = inputs.detach().clone().requires_grad_(True)
-    outputs = model(inputs)
-    if loss == "ce":
-        value = F.cross_entropy(outputs[:, step], targets[:, step])
+    outputs = model(inputs)[:, : step + 1]
+    keep = torch.zeros(outputs.shape[:2], dtype=torch.bool)
+    if mask is None:
+        keep[:, step] = True
     else:
-        value = F.mse_loss(outputs[:, step], targets[:, step])
+        keep |= mask[:, : step + 1].bool()
+    if loss == "ce":
+        value = F.cross_entropy(outputs[keep], targets[:, : step + 1][keep])
+    else:
+        value = F.mse_loss(outputs[keep], targets[:, : step + 1][keep])
     (grad,) = torch.autograd.grad(value, inputs)
     norms = grad[:, : step + 1].norm(dim=-1).mean(0)  # [step + 1], index = time
     return norms.flip(0)
 
 
 def input_lag_profile(
-    model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, step: int, loss: str = "mse"
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    step: int,
+    loss: str = "mse",
+    mask: torch.Tensor | None = None,
 ) -> dict[int, float]:
     """:func:`input_gradient_by_lag` at the lags of the steps that carry an input (non-zero in some sample):
     ``{lag: mean ||dL/du(step - lag)||}``, lags ascending. Steps without input are left out, since a model may
     ignore an all-zero input step altogether (a TWM that writes only present inputs has no gradient there)."""
-    norms = input_gradient_by_lag(model, inputs, targets, step, loss)
+    norms = input_gradient_by_lag(model, inputs, targets, step, loss, mask)
     present = inputs[:, : step + 1].ne(0).any(-1).any(0).flip(0)  # index = lag
     return {lag: float(norms[lag]) for lag in range(step + 1) if present[lag]}
 

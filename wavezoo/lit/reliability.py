@@ -74,3 +74,15 @@ class StopOnNonFiniteLoss(Callback):
                 f"training loss became {value} at step {trainer.global_step}; training stopped "
                 f"(lower the learning rate or clip gradients); best checkpoint kept: {best}"
             )
+
+
+def quiet_trainer(**kwargs: Any) -> pl.Trainer:
+    """A Trainer for scripted runs (evaluation, sweeps): no logger, progress bar or model summary; ``kwargs``
+    add to or override these settings (checkpoints go through :class:`AtomicCheckpointIO`)."""
+    settings = {
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "plugins": [AtomicCheckpointIO()],
+    }
+    return pl.Trainer(**(settings | kwargs))

@@ -47,7 +47,7 @@ def _print_rows(rows: list[dict], columns: list[str]) -> None:
             value = row
             for part in c.split("/"):
                 value = value.get(part) if isinstance(value, dict) else None
-            cells.append(f"{value:>14.4f}" if isinstance(value, float) else f"{value!s:>14}")
+            cells.append(f"{value:>14.4g}" if isinstance(value, float) else f"{value!s:>14}")
         print("  ".join(cells))
 
 

@@ -26,10 +26,14 @@ from wavezoo.analysis.lens import THEORY_COUNT, WAVE_FRAMES, bitmap_315, travel_
 from wavezoo.analysis.plots import curves_figure, lattice_figure, matrices_figure, spectra_figure
 from wavezoo.paper.table1 import PAPER_TABLE1, sign_accuracy
 
-#: Gradient study (C9): published checkpoints per task, and the output step whose loss is differentiated.
+#: Gradient study (C9): published checkpoints per task, and the last output step of the loss (None = the last
+#: masked step). The loss is the task's loss over the masked outputs up to that step.
 GRADIENT_GROUPS = {
-    "variable binding T1 (loss at step 24, inputs at lags 17-24)": (["elman_vb_t1", "lstm_vb_t1", "twm_lbc_vb_t1"], 24),
-    "copy, delay 80 (loss at the first recall step)": (["wave_rnn_copy", "lstm_copy"], None),
+    "variable binding T1 (loss over outputs 8-24; inputs at lags 17-24)": (
+        ["elman_vb_t1", "lstm_vb_t1", "twm_lbc_vb_t1"],
+        24,
+    ),
+    "copy, delay 80 (loss over the recall window)": (["wave_rnn_copy", "lstm_copy"], None),
 }
 
 
@@ -121,9 +125,9 @@ def gradients(groups: dict | None = None) -> tuple[list[dict[str, Any]], dict]:
             data = build_datamodule(info["datamodule"])
             x, y, mask = data.eval_set("test")[0] if hasattr(data, "eval_set") else next(iter(_test_loader(data)))
             loss = "ce" if y.dtype == torch.long else "mse"
-            at = step if step is not None else int(mask[0].nonzero()[0])
+            at = step if step is not None else int(mask[0].nonzero()[-1])
             for stage, model in (("init", fresh_copy(net)), ("trained", net)):
-                profile = input_lag_profile(model, x, y, at, loss)
+                profile = input_lag_profile(model, x, y, at, loss, mask)
                 curves[f"{name} ({stage})"] = profile
                 lags = sorted(profile)
                 rows.append(

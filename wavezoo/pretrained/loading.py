@@ -162,18 +162,11 @@ def evaluate_entry(
     entry: dict[str, Any], folder, *, check_hash: bool = True, accelerator: str = "cpu"
 ) -> dict[str, float]:
     """Test metrics of a published entry on its DataModule's test set (what :func:`evaluate` returns)."""
-    import lightning.pytorch as pl
+    from wavezoo.lit.reliability import quiet_trainer
 
     module = _load_entry(entry, folder, check_hash=check_hash)
     datamodule = build_datamodule(entry["datamodule"])
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+    trainer = quiet_trainer(accelerator=accelerator, devices=1, enable_checkpointing=False)
     (results,) = trainer.test(module, datamodule=datamodule, verbose=False)
     return {key: float(value) for key, value in sorted(results.items())}
 

@@ -170,6 +170,23 @@ def _metrics_line(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
 
 
+def markdown_table(entries: list[dict[str, Any]]) -> str:
+    """The published entries as a Markdown table: name, family, parameters, test metrics, steps, wall time, size."""
+    lines = [
+        "| checkpoint | family | parameters | test accuracy | test loss | best at step | wall time | file size |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        metrics = e.get("metrics", {})
+        acc = metrics.get("test/acc")
+        lines.append(
+            f"| `{e['name']}` | `{e['family']}` | {e['parameters']:,} | "
+            f"{'-' if acc is None else f'{acc:.4f}'} | {metrics.get('test/loss', float('nan')):.3g} | "
+            f"{e.get('step')} | {e['wall_s'] / 60:.1f} min | {e['size_bytes'] / 1e6:.2f} MB |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="train_checkpoints.py",
@@ -179,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen.add_argument("--only", nargs="+", metavar="NAME", help="these entries")
     chosen.add_argument("--all", action="store_true", help="every entry")
     chosen.add_argument("--missing", action="store_true", help="the recipes not trained yet (no measured fields)")
+    chosen.add_argument("--table", action="store_true", help="print the published checkpoints as a Markdown table")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, one thread each (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
     parser.add_argument(
@@ -199,6 +217,9 @@ def _run(opts: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     index = read_manifest(opts.manifest)
+    if opts.table:
+        print(markdown_table(index.published()))
+        return 0
     if opts.only:
         entries = [index.get(name) for name in opts.only]
     else:
