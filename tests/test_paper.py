@@ -85,3 +85,10 @@ def test_gradients_quick_trained_networks_keep_the_gradient_over_the_window(tmp_
     for model in ("elman_vb_t1", "lstm_vb_t1"):
         assert rows[model, "trained"]["decay_per_step"] > rows[model, "init"]["decay_per_step"]
     assert rows["elman_vb_t1", "trained"]["lags"] == [17, 24]
+
+
+def test_wavezoo_analyze_names_a_missing_checkpoint(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        wavezoo_main(["analyze", "--ckpt", "/nonexist.ckpt"])
+    assert exit_info.value.code == 2
+    assert "checkpoint '/nonexist.ckpt' does not exist" in capsys.readouterr().err

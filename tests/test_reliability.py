@@ -92,6 +92,33 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
         assert torch.allclose(final["state_dict"][name], value, atol=1e-6), name
 
 
+def test_last_checkpoint_follows_every_validation_even_without_improvement(tmp_path):
+    """Lightning writes last.ckpt only with a new top-k checkpoint; ours also when the metric did not improve
+    (here mode=max on a falling loss: only the first validation is a "best"), so resuming loses nothing."""
+    cli = build_cli(
+        [
+            "fit",
+            *SMALL,
+            "--trainer.max_steps",
+            "6",
+            "--data.steps_per_epoch",
+            "2",
+            "--checkpoint.mode",
+            "max",
+            "--trainer.logger",
+            "false",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            *QUIET,
+        ]
+    )
+    folder = tmp_path / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["best-step2.ckpt", "last.ckpt"]
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert last["global_step"] == cli.trainer.global_step == 6
+    assert last["VariableBindingDataModule"]["batches_drawn"] == 6
+
+
 def test_checkpoint_writes_are_atomic(tmp_path):
     target = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()

@@ -22,7 +22,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from wavezoo.errors import WavezooError
 from wavezoo.lit import SequenceTaskModule
-from wavezoo.lit.reliability import AtomicCheckpointIO, StopOnNonFiniteLoss, read_checkpoint
+from wavezoo.lit.reliability import AtomicCheckpointIO, ResumableCheckpoint, StopOnNonFiniteLoss, read_checkpoint
 from wavezoo.pretrained.loading import verify_if_published
 
 TRAINER_DEFAULTS = {
@@ -41,7 +41,7 @@ class WavezooCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_size", "model.init_args.input_size", apply_on="instantiate")
         parser.link_arguments("data.output_size", "model.init_args.output_size", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ResumableCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",

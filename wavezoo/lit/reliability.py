@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from wavezoo.errors import ConfigError, TrainingDiverged
@@ -86,3 +86,27 @@ def quiet_trainer(**kwargs: Any) -> pl.Trainer:
         "plugins": [AtomicCheckpointIO()],
     }
     return pl.Trainer(**(settings | kwargs))
+
+
+class ResumableCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` is rewritten at every validation.
+
+    Lightning 2.5+ writes ``last.ckpt`` only when a top-k checkpoint was saved at that step, so after the monitored
+    metric stops improving a killed run would resume from its last improvement and lose the steps since. This
+    subclass also writes it when the top-k did not change, so resuming loses at most one validation interval.
+    """
+
+    def _write_last_if_missed(self, trainer: pl.Trainer) -> None:
+        missed = self._last_global_step_saved != trainer.global_step
+        if self.save_last and missed and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._write_last_if_missed(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._write_last_if_missed(trainer)
