@@ -19,20 +19,12 @@ def float64():
 
 def train_tiny_checkpoint(path, model: str = "elman", task: str = "T1", steps: int = 1):
     """Train a 16-unit model for a few steps on a variable-binding task and save a Lightning checkpoint."""
-    import lightning.pytorch as pl
-
     from wavezoo.data import VariableBindingDataModule
     from wavezoo.lit import SequenceRegression
+    from wavezoo.lit.reliability import quiet_trainer
 
     module = SequenceRegression(model=model, input_size=8, output_size=8, hidden_size=16)
-    trainer = pl.Trainer(
-        max_steps=steps,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(max_steps=steps, enable_checkpointing=False, limit_val_batches=0)
     trainer.fit(module, datamodule=VariableBindingDataModule(task, horizons=[4], steps_per_epoch=steps))
     trainer.save_checkpoint(path)
     return path

@@ -38,6 +38,20 @@ def bitmap_315(extra_steps: int = 12) -> torch.Tensor:
     return x
 
 
+def sign_accuracy(net: torch.nn.Module, batches) -> float:
+    """Fraction of masked output elements whose sign matches the target's (the paper's accuracy)."""
+    correct = total = 0
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        for x, y, mask in batches:
+            pred = net(x)
+            correct += int(((pred[mask] > 0) == (y[mask] > 0)).sum())
+            total += y[mask].numel()
+    net.train(was_training)
+    return correct / total
+
+
 def wave_lens(
     net: torch.nn.Module,
     task: str | None = None,
@@ -137,7 +151,6 @@ def analyze_checkpoint(ckpt: str | Path, out: Path, task: str | None = None, his
     batch = None
     if task is not None:
         from wavezoo.data import VariableBindingDataModule
-        from wavezoo.paper.table1 import sign_accuracy
 
         data = VariableBindingDataModule(task)
         batch = data.eval_set("test")[0]

@@ -12,9 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-import torch
-
 from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator
+from wavezoo.analysis.lens import sign_accuracy
 
 SNAPSHOT_EVERY = 2000
 SOLVED = 0.9  # the authors analyse models with test accuracy > 0.9
@@ -46,20 +45,6 @@ PAPER_TABLE1 = {
     ("T4", 128, 0.001): (0.0006, 1.00),
     ("T4", 128, 0.1): (None, 0.50),
 }
-
-
-def sign_accuracy(net: torch.nn.Module, batches) -> float:
-    """Fraction of masked output elements whose sign matches the target's (the paper's accuracy)."""
-    correct = total = 0
-    was_training = net.training
-    net.eval()
-    with torch.no_grad():
-        for x, y, mask in batches:
-            pred = net(x)
-            correct += int(((pred[mask] > 0) == (y[mask] > 0)).sum())
-            total += y[mask].numel()
-    net.train(was_training)
-    return correct / total
 
 
 def _snapshot_callback(task: str, data, every: int):
