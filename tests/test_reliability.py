@@ -1,5 +1,6 @@
 """Reliability: determinism, resume after SIGKILL, atomic checkpoints, NaN stop, 2-process DDP."""
 
+import errno
 import os
 import re
 import signal
@@ -12,11 +13,11 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from wavezoo.cli import build_cli
+from wavezoo.cli import build_cli, main
 from wavezoo.data import VariableBindingDataModule
 from wavezoo.errors import TrainingDiverged
 from wavezoo.lit import SequenceRegression
-from wavezoo.lit.reliability import AtomicCheckpointIO, StopOnNonFiniteLoss
+from wavezoo.lit.reliability import AtomicCheckpointIO, RunCheckpoint, RunFolderLock, StopOnNonFiniteLoss, quiet_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs/variable_binding/elman.yaml")
@@ -234,28 +235,194 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert metrics[0] == pytest.approx(metrics[1], rel=1e-5)
 
 
-FAMILY_CONFIGS = [
-    "variable_binding/" + name
-    for name in ("gru", "lstm", "transformer", "twm_lbc", "twm_sbc", "sbc_transformer", "lbc_ssm")
-] + ["copy/wave_rnn", "copy/irnn", "adding/elman", "hds/elman"]
+def test_every_family_and_datamodule_trains_under_ddp(tmp_path):
+    """One 2-process DDP job (torchrun, gloo) fits and validates every family and a DataModule of each kind in turn
+    (tests/scripts/ddp_cycle.py): one DDP start for all of them."""
+    script = ROOT / "tests/scripts/ddp_cycle.py"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]  # a free port
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([*cmd, str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("ddp ok")]
+    sys.path.insert(0, str(script.parent))
+    from ddp_cycle import CONFIGS
+
+    assert [line.split()[2] for line in lines] == CONFIGS
+    assert all(" step 2 world 2 " in line and "val/loss" in line for line in lines)
 
 
-@pytest.mark.parametrize("config", FAMILY_CONFIGS)
-def test_every_family_and_datamodule_runs_under_ddp(config, tmp_path):
-    """Two CPU processes (gloo) train and validate every family and DataModule; checkpoints hold one state."""
-    size = "60" if "wave_rnn" in config else "64" if "lbc_ssm" in config else None
-    hidden = ["--model.init_args.hidden_size", size] if size else []
+# -- no work lost: step checkpoints, resume into the run folder, orphans, locks ------------------------------------
+
+
+class RecordingIO(AtomicCheckpointIO):
+    """Records (file name, global step) of every checkpoint written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: list[tuple[str, int]] = []
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        self.saved.append((Path(path).name, checkpoint["global_step"]))
+        super().save_checkpoint(checkpoint, path, storage_options)
+
+
+def test_step_checkpoints_from_the_start_and_best_only_at_validation(tmp_path):
+    """every_n_train_steps=4 with validation every 10 steps: last.ckpt at 4, 8, 10 (validation), 12, 16, 20, 24 and
+    25 (the end); the best file only at validations (10, 20), never labelled with a stale metric."""
+    io = RecordingIO()
+    callback = RunCheckpoint(
+        tmp_path, filename="best-step{step}", monitor="val/loss", every_n_train_steps=4, auto_insert_metric_name=False
+    )
+    data = VariableBindingDataModule("T1", horizons=[4], steps_per_epoch=10, val_batches=1, batch_size=8)
+    module = SequenceRegression(model="elman", input_size=8, output_size=8, hidden_size=8)
+    quiet_trainer(max_steps=25, callbacks=[callback], plugins=[io]).fit(module, datamodule=data)
+    assert [step for name, step in io.saved if name == "last.ckpt"] == [4, 8, 10, 12, 16, 20, 24, 25]
+    best = [(name, step) for name, step in io.saved if name.startswith("best")]
+    assert best[0] == ("best-step10.ckpt", 10) and all(step in (10, 20) for _, step in best)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last.ckpt", Path(callback.best_model_path).name])
+
+
+def test_resume_last_continues_the_run_folder_and_keeps_the_best(tmp_path):
+    """`--ckpt_path last` finds the newest run of the config, continues in its folder (no version_1), keeps the
+    best known so far (mode=max on the loss: the first validation stays the best), removes orphans of killed
+    writes, writes checkpoints with the run files' permissions, and `--test_after_fit` tests the kept best."""
+    common = [*SMALL, "--data.steps_per_epoch", "10", "--checkpoint.mode", "max", *QUIET]
+    common += ["--trainer.logger.init_args.save_dir", str(tmp_path)]
+    build_cli(["fit", *common, "--trainer.max_steps", "20"])
+    run = tmp_path / "variable_binding/elman/version_0"
+    folder = run / "checkpoints"
+    orphan = folder / ".tmp-999-dead.ckpt"
+    orphan.write_bytes(b"half a checkpoint")
+    cli = build_cli(["fit", *common, "--trainer.max_steps", "30", "--ckpt_path", "last", "--test_after_fit", "true"])
+    assert sorted(p.name for p in (tmp_path / "variable_binding/elman").iterdir()) == ["version_0"]
+    assert sorted(p.name for p in folder.iterdir()) == ["best-step10.ckpt", "last.ckpt"]
+    assert (
+        cli.trainer.global_step == 30
+        and Path(cli.trainer.checkpoint_callback.best_model_path).name == "best-step10.ckpt"
+    )
+    assert Path(cli.trainer.ckpt_path).name == "best-step10.ckpt"  # what --test_after_fit loaded
+    assert (folder / "last.ckpt").stat().st_mode == (run / "config.yaml").stat().st_mode
+
+
+def test_a_second_run_into_a_busy_run_folder_is_refused(tmp_path, capsys):
+    from filelock import FileLock
+
+    held = FileLock(tmp_path / RunFolderLock.LOCK_NAME)  # what a running fit holds
+    with held, pytest.raises(SystemExit) as exit_info:
+        main(["fit", *SMALL, "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"wavezoo: error: run folder '{tmp_path}' is in use by another running wavezoo fit" in err
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "config.yaml").exists()
+    build_cli(
+        [
+            "fit",
+            *SMALL,
+            "--trainer.logger",
+            "false",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.max_steps",
+            "1",
+            *QUIET,
+        ]
+    )  # free again: the lock went with its holder
+
+
+def test_disk_full_while_writing_a_checkpoint_is_one_line(tmp_path, monkeypatch, capsys):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "fit",
+                *SMALL,
+                "--trainer.logger",
+                "false",
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                "--trainer.max_steps",
+                "2",
+                "--checkpoint.every_n_train_steps",
+                "1",
+                *QUIET,
+            ]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "wavezoo: error: cannot write checkpoint" in err and "No space left on device (the disk is full)" in err
+    assert "Traceback" not in err and not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+UNWRITABLE = Path("/sys/wavezoo-test")  # sysfs refuses new folders, even to root
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs a sysfs mount as an unwritable folder")
+@pytest.mark.parametrize("where", ["--trainer.default_root_dir", "--trainer.logger.init_args.save_dir"])
+def test_unwritable_output_folder_is_one_line(where, capsys):
+    logger = ["--trainer.logger", "false"] if where == "--trainer.default_root_dir" else []
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *SMALL, *logger, where, str(UNWRITABLE), "--trainer.max_steps", "1", *QUIET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "wavezoo: error: cannot write '/sys/wavezoo-test" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs a sysfs mount as an unwritable folder")
+def test_analyze_into_an_unwritable_folder_is_one_line(capsys):
+    ckpt = ROOT / "checkpoints/elman_vb_t1.ckpt"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", "--ckpt", str(ckpt), "--out", str(UNWRITABLE)])
+    assert exit_info.value.code == 2
+    assert "wavezoo: error: cannot write '/sys/wavezoo-test'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trainer.devices", "0"], "trainer.devices=0 is invalid: expected an integer >= 1, -1 (all devices)"),
+        (["--seed_everything", "-3"], "seed_everything=-3 is invalid: expected true, false or an integer in [0, "),
+        (["--seed_everything", str(2**40)], f"seed_everything={2**40} is invalid"),
+        (
+            ["--model.init_args.scheduler", "cosine", "--model.init_args.scheduler_kwargs", "{warmup: 5}"],
+            "scheduler_kwargs key 'warmup' is invalid for scheduler='cosine': expected one of 'T_max', 'eta_min'",
+        ),
+    ],
+)
+def test_trainer_and_module_mistakes_are_one_line(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *SMALL, "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), *args, *QUIET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"wavezoo: error: {message}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "ckpt", "message"),
+    [
+        ("test", "best", "ckpt_path='best' means the best checkpoint of a fit in the same command"),
+        ("test", "last", "ckpt_path='last' found no last.ckpt in"),
+        ("fit", "last", "ckpt_path='last' found no last.ckpt in"),
+    ],
+)
+def test_best_or_last_without_a_run_is_one_line(subcommand, ckpt, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([subcommand, *SMALL, "--trainer.logger.init_args.save_dir", str(tmp_path), "--ckpt_path", ckpt, *QUIET])
+    assert exit_info.value.code == 2
+    assert f"wavezoo: error: {message}" in capsys.readouterr().err
+
+
+def test_ddp_spawn_trains_and_hands_back_its_weights(tmp_path):
+    """ddp_spawn passes the trained weights back through a temporary weights-only file (`.temp.ckpt`)."""
     finish(
         wavezoo(
             "fit",
-            "--config",
-            str(ROOT / "configs" / f"{config}.yaml"),
-            *hidden,
+            *SMALL,
             "--trainer.max_steps",
             "2",
             "--data.steps_per_epoch",
-            "2",
-            "--data.val_batches",
             "2",
             "--data.batch_size",
             "4",
@@ -263,7 +430,12 @@ def test_every_family_and_datamodule_runs_under_ddp(config, tmp_path):
             "false",
             "--trainer.default_root_dir",
             str(tmp_path),
-            *TWO_CPU_PROCESSES,
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.devices",
+            "2",
+            "--trainer.strategy",
+            "ddp_spawn",
         )
     )
     assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2

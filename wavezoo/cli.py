@@ -16,14 +16,21 @@ import warnings
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from wavezoo.cli_checks import check_run_arguments
 from wavezoo.errors import WavezooError
 from wavezoo.lit import SequenceTaskModule
-from wavezoo.lit.reliability import AtomicCheckpointIO, ResumableCheckpoint, StopOnNonFiniteLoss, read_checkpoint
-from wavezoo.pretrained.loading import verify_if_published
+from wavezoo.lit.reliability import (
+    WRITE_ERRNOS,
+    AtomicCheckpointIO,
+    RunCheckpoint,
+    RunFolderLock,
+    StopOnNonFiniteLoss,
+)
 
 TRAINER_DEFAULTS = {
     "gradient_clip_val": 1.0,  # on by default: every family here is recurrent or trained through a rollout
@@ -36,12 +43,14 @@ TRAINER_DEFAULTS = {
 
 class WavezooCLI(LightningCLI):
     """LightningCLI with the zoo's defaults: TensorBoard, rich progress, ``last.ckpt`` + best checkpoint, gradient
-    clipping at 1.0, atomic checkpoint files and a stop on a non-finite loss."""
+    clipping at 1.0, atomic checkpoint files, one run per run folder and a stop on a non-finite loss. Every
+    checkpoint named by ``--ckpt_path`` is checked by :func:`wavezoo.trust.read_checkpoint` before Lightning reads
+    it; ``--ckpt_path last`` resumes the latest run of the config in its own folder."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_size", "model.init_args.input_size", apply_on="instantiate")
         parser.link_arguments("data.output_size", "model.init_args.output_size", apply_on="instantiate")
-        parser.add_lightning_class_args(ResumableCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",
@@ -53,14 +62,13 @@ class WavezooCLI(LightningCLI):
         )
         parser.add_argument("--test_after_fit", type=bool, default=False, help="after `fit`, test the best checkpoint")
 
-    def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads the checkpoint's hyper-parameters with a bare torch.load: check the file first.
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then check what Lightning would otherwise trust: the trainer's devices and seed, and the
+        checkpoint of ``--ckpt_path`` (before Lightning reads its hyper-parameters)."""
+        super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
-            verify_if_published(ckpt_path)  # a published checkpoint (checkpoints/<name>.ckpt): check its sha256
-            read_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-        super()._parse_ckpt_path()
+        if subcommand:
+            check_run_arguments(self.config[subcommand], subcommand)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> pl.Trainer:
         # A rich progress bar unless the user turned progress bars off or chose another one.
@@ -70,6 +78,9 @@ class WavezooCLI(LightningCLI):
         if config.get("enable_checkpointing") is False:  # honour it: drop the `checkpoint` group's callback
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
         callbacks = [*callbacks, StopOnNonFiniteLoss()]
+        user_callbacks = config.get("callbacks") or []
+        user_callbacks = user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]
+        config["callbacks"] = [RunFolderLock(), *user_callbacks]  # first: nothing writes before the lock is held
         plugins = config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):  # never a half-written checkpoint
@@ -77,8 +88,12 @@ class WavezooCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def after_fit(self) -> None:
-        if self.config.get(self.subcommand, {}).get("test_after_fit"):
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+        if not self.config.get(self.subcommand, {}).get("test_after_fit"):
+            return
+        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
+        if not best:  # no validation ran: test the weights as they are at the end of the fit
+            print("wavezoo: no best checkpoint (no validation ran); testing the final weights")
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None)
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> WavezooCLI:
@@ -94,12 +109,17 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> WavezooCLI:
     )
 
 
-def user_error(exc: BaseException) -> WavezooError | None:
-    """The :class:`WavezooError` behind ``exc``, if any (jsonargparse wraps errors raised while instantiating)."""
+def user_error(exc: BaseException) -> str | None:
+    """The one-line message of the user's mistake behind ``exc``, if it is one (jsonargparse wraps errors raised
+    while instantiating): a :class:`WavezooError`, a Lightning ``MisconfigurationException``, or a file that
+    cannot be written (permissions, read-only or full disk)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, WavezooError):
-            return exc
+        if isinstance(exc, (WavezooError, MisconfigurationException)):
+            return str(exc).strip().splitlines()[0]
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            where = f" {exc.filename!r}" if exc.filename else ""
+            return f"cannot write{where}: {exc.strerror or exc}; choose a writable folder with free space"
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
@@ -117,10 +137,10 @@ def main(args: list[str] | None = None) -> None:
             return
         build_cli(args)
     except Exception as exc:
-        err = user_error(exc)
-        if err is None:
+        message = user_error(exc)
+        if message is None:
             raise
-        print(f"wavezoo: error: {err}", file=sys.stderr)
+        print(f"wavezoo: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

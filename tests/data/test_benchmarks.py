@@ -248,6 +248,14 @@ def test_a_missing_optional_package_says_how_to_install_it(monkeypatch):
         (lambda: DigitsDataModule(test_size=0).setup(), "test_size=0 is invalid"),
         (lambda: UCRDataModule("JapaneseVowels", permuted=True).setup(), "permuted=True needs sequences of one"),
         (lambda: NoisySequentialCIFARDataModule(length=10), "length=10 is invalid: expected an integer >= 32"),
+        (lambda: DigitsDataModule(seed=-1), r"^seed=-1 is invalid: expected an integer >= 0$"),
+        (lambda: MNIST1DDataModule(seed=-1), r"^seed=-1 is invalid: expected an integer >= 0$"),
+        (lambda: UCRDataModule("GunPoint", seed=-1), r"^seed=-1 is invalid: expected an integer >= 0$"),
+        (lambda: SequentialMNISTDataModule(seed=-1), r"^seed=-1 is invalid: expected an integer >= 0$"),
+        (lambda: NoisySequentialCIFARDataModule(seed=-1), r"^seed=-1 is invalid: expected an integer >= 0$"),
+        (lambda: DigitsDataModule(seed=0.5), r"^seed=0\.5 is invalid: expected an integer >= 0$"),
+        (lambda: DigitsDataModule(split_seed=-2), r"^split_seed=-2 is invalid: expected an integer >= 0$"),
+        (lambda: DigitsDataModule(permutation_seed=-3), r"^permutation_seed=-3 is invalid: expected an integer >= 0$"),
     ],
 )
 def test_bad_values_are_one_line_config_errors(build, message):

@@ -62,3 +62,18 @@ def test_bad_system_name():
         HDSDataModule("lorenz")
     with pytest.raises(ConfigError, match="normalize='max' is invalid"):
         HDSDataModule("fibonacci", normalize="max")
+
+
+def test_only_none_means_the_default_horizons():
+    assert HDSDataModule().horizons == [50] and HDSDataModule(horizons=[5, 10]).horizons == [5, 10]
+    for horizons in ([], ()):
+        with pytest.raises(ConfigError) as err:
+            HDSDataModule(horizons=horizons)
+        assert str(err.value) == f"horizons={horizons!r} is invalid: expected a non-empty list of integers >= 1"
+
+
+@pytest.mark.parametrize("seed", [-1, 0.5, "0", True])
+def test_a_seed_out_of_range_is_refused_at_construction(seed):
+    with pytest.raises(ConfigError) as err:
+        HDSDataModule(seed=seed)
+    assert str(err.value) == f"seed={seed!r} is invalid: expected an integer >= 0"

@@ -39,6 +39,9 @@ def test_adding_target_is_the_sum_of_the_two_marked_values():
         (CopyDataModule, {"num_symbols": 0}, "num_symbols=0 is invalid"),
         (AddingDataModule, {"length": 1}, "length=1 is invalid: expected an integer >= 2"),
         (AddingDataModule, {"batch_size": 0}, "batch_size=0 is invalid"),
+        (CopyDataModule, {"seed": -1}, "seed=-1 is invalid: expected an integer >= 0"),
+        (AddingDataModule, {"seed": -1}, "seed=-1 is invalid: expected an integer >= 0"),
+        (AddingDataModule, {"seed": 2.0}, "seed=2.0 is invalid: expected an integer >= 0"),
     ],
 )
 def test_bad_arguments(cls, kwargs, message):

@@ -1,5 +1,7 @@
 """The paper's tasks T1..T4 against hand-computed sequences (lags and signs)."""
 
+import re
+
 import pytest
 import torch
 
@@ -106,6 +108,10 @@ def test_batches_are_deterministic_and_distinct():
         ({"task": "custom", "operator": [[0, 1, 1]], "dim": 0, "history": 1}, "d (dim)=0 is invalid"),
         ({"task": "custom", "operator": [[0, 1, 1]], "dim": 1, "history": 0}, "s (history)=0 is invalid"),
         ({"horizons": [10, 0]}, "horizon=0 is invalid: expected an integer >= 1"),
+        ({"horizons": []}, "horizons=[] is invalid: expected a non-empty list of integers >= 1"),
+        ({"horizons": 10}, "horizons=10 is invalid: expected a non-empty list of integers >= 1"),
+        ({"seed": -1}, "seed=-1 is invalid: expected an integer >= 0"),
+        ({"seed": 1.5}, "seed=1.5 is invalid: expected an integer >= 0"),
         ({"test_horizon": -5}, "test_horizon=-5 is invalid"),
         ({"task": "custom", "operator": [[0, 3, 1]], "dim": 1, "history": 2}, "lag=3 is invalid"),
         ({"task": "T1", "dim": 4}, "defined for d = s = 8"),
@@ -113,6 +119,30 @@ def test_batches_are_deterministic_and_distinct():
     ],
 )
 def test_bad_arguments_name_the_value(kwargs, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
         VariableBindingDataModule(**kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_only_none_means_the_default_curriculum():
+    assert VariableBindingDataModule("T1").horizons == [10, 20, 40, 60, 100]
+    assert VariableBindingDataModule("T1", horizons=None).horizons == [10, 20, 40, 60, 100]
+    assert VariableBindingDataModule("T1", horizons=[30]).horizons == [30]
+    with pytest.raises(ConfigError) as err:
+        VariableBindingDataModule("T1", horizons=[])
+    assert str(err.value) == "horizons=[] is invalid: expected a non-empty list of integers >= 1"
+
+
+def test_the_command_line_refuses_an_empty_curriculum_and_a_negative_seed(capsys):
+    from pathlib import Path
+
+    from wavezoo.cli import main
+
+    config = str(Path(__file__).resolve().parents[2] / "configs/variable_binding/elman.yaml")
+    for option, message in (
+        (["--data.horizons", "[]"], "horizons=[] is invalid: expected a non-empty list of integers >= 1"),
+        (["--data.seed", "-1"], "seed=-1 is invalid: expected an integer >= 0"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", "--config", config, "--trainer.logger", "false", "--trainer.max_steps", "1", *option])
+        assert exit_.value.code == 2 and f"wavezoo: error: {message}" in capsys.readouterr().err

@@ -128,10 +128,10 @@ def travel_score(lattice: torch.Tensor) -> float:
 
 def model_from_checkpoint(path: str | Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, dict, dict]:
     """(trained net, the same architecture freshly initialised with ``seed``, model hparams, data hparams)."""
-    from wavezoo.lit.reliability import read_checkpoint
     from wavezoo.registry import create_model
+    from wavezoo.trust import read_checkpoint
 
-    checkpoint = read_checkpoint(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path)
     hp = checkpoint.get("hyper_parameters", {})
     if "model" not in hp:
         raise ConfigError(f"checkpoint {str(path)!r} was not written by a wavezoo LightningModule (no 'model')")

@@ -27,6 +27,13 @@ from wavezoo.data.operators import (
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 
 
+def check_horizons(horizons: Any) -> list[int]:
+    """``horizons`` as a list if it is a non-empty list (or tuple) of integers >= 1, else a :class:`ConfigError`."""
+    if not isinstance(horizons, (list, tuple)) or not horizons:
+        raise ConfigError(f"horizons={horizons!r} is invalid: expected a non-empty list of integers >= 1")
+    return [check_positive_int("horizon", h) for h in horizons]
+
+
 class HistoryTaskDataModule(SyntheticDataModule):
     """Base of the HDS tasks: input phase of ``history`` states in R^``dim``, then a rollout of H steps.
 
@@ -48,7 +55,7 @@ class HistoryTaskDataModule(SyntheticDataModule):
         super().__init__(**kwargs)
         self.dim = check_positive_int("d (dim)", dim)
         self.history = check_positive_int("s (history)", history)
-        self.horizons = [check_positive_int("horizon", h) for h in (horizons or [20])]
+        self.horizons = check_horizons([20] if horizons is None else horizons)
         if curriculum_threshold is not None and not 0 < curriculum_threshold <= 1:
             raise ConfigError(
                 f"curriculum_threshold={curriculum_threshold!r} is invalid: expected a number in (0, 1] or null"
@@ -128,7 +135,7 @@ class VariableBindingDataModule(HistoryTaskDataModule):
     ) -> None:
         """``**kwargs``: ``val_horizon``/``test_horizon`` (200) and the batching options of
         :class:`~wavezoo.data.base.SyntheticDataModule`."""
-        horizons = horizons or [10, 20, 40, 60, 100]
+        horizons = [10, 20, 40, 60, 100] if horizons is None else horizons  # only None means the default
         super().__init__(dim, history, horizons, curriculum_threshold, **kwargs)
         check_choice("task", task, [*VARIABLE_BINDING_TASKS, "custom"])
         if task == "custom":
@@ -182,7 +189,7 @@ class HDSDataModule(HistoryTaskDataModule):
         **kwargs: Any,
     ) -> None:
         """``**kwargs``: the batching options of :class:`~wavezoo.data.base.SyntheticDataModule`."""
-        horizons = horizons or [50]
+        horizons = [50] if horizons is None else horizons  # only None means the default
         super().__init__(dim, history, horizons, curriculum_threshold, val_horizon, test_horizon, **kwargs)
         self.system = check_choice("system", system, ("fibonacci", "var", "mlp"))
         self.phi: torch.Tensor | None = None

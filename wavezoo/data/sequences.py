@@ -13,8 +13,12 @@ arrays). The base class then
   split and sample: "permuted" benchmarks such as psMNIST);
 * optionally appends ``noise_steps`` steps of N(0, 1) noise (noisy sCIFAR-10): fresh draws for training, a fixed
   draw per sample index for validation and test;
-* serves map-style datasets, so a DDP run gets Lightning's ``DistributedSampler``; a single process shuffles
-  the training set with a generator seeded by ``seed``.
+* serves the training set map-style, so a DDP run gets Lightning's ``DistributedSampler``; a single process
+  shuffles the training set with a generator seeded by ``seed``;
+* evaluates the same samples whatever the number of devices: under DDP with W processes rank ``r`` evaluates the
+  contiguous share ``r`` of the validation / test set (cut as ``torch.tensor_split`` cuts ``range(len(set))``), in
+  batches of ``batch_size``: no padding, no repeats, every sample exactly once over the ranks. The evaluation
+  loaders are iterable datasets (:class:`~wavezoo.data.base.EvalBatches`), which Lightning never re-samples.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from wavezoo.data.base import Batch, seeded_generator
+from wavezoo.data.base import Batch, EvalBatches, rank_and_world, rank_share, seeded_generator
 from wavezoo.errors import ConfigError, check_positive_int
 
 SPLITS = ("train", "val", "test")
@@ -132,8 +136,12 @@ class SequenceDataModule(pl.LightningDataModule):
         permuted: apply one fixed random permutation of the time axis to every sequence.
         permutation_seed: seed of that permutation.
         split_seed: seed of the validation (and test) samples carved out of the published splits.
-        seed: seed of the training-set shuffle of a single-process run (DDP: Lightning's sampler shuffles).
+        seed: seed of the training-set shuffle of a single-process run (DDP: Lightning's sampler shuffles) and of
+            the fixed evaluation noise. Every seed is an integer >= 0.
         num_workers: DataLoader worker processes.
+
+    Validation and test are the same samples for any number of devices: each DDP rank evaluates its own
+    contiguous share of the set (see the module documentation).
     """
 
     task_type = "classification"
@@ -155,7 +163,9 @@ class SequenceDataModule(pl.LightningDataModule):
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.num_workers = check_positive_int("num_workers", num_workers, minimum=0)
         self.normalize, self.permuted = bool(normalize), bool(permuted)
-        self.permutation_seed, self.split_seed, self.seed = int(permutation_seed), int(split_seed), int(seed)
+        self.permutation_seed = check_positive_int("permutation_seed", permutation_seed, minimum=0)
+        self.split_seed = check_positive_int("split_seed", split_seed, minimum=0)
+        self.seed = check_positive_int("seed", seed, minimum=0)
         self._splits: dict[str, Split] | None = None
         self._datasets: dict[str, SequenceDataset] = {}
         self.save_hyperparameters()  # collects the subclass's arguments too: the benchmark travels with checkpoints
@@ -213,10 +223,23 @@ class SequenceDataModule(pl.LightningDataModule):
         self.setup()
         return self._datasets[split]
 
+    def rank_dataset(self, split: str) -> Dataset:
+        """This rank's contiguous share of the ``"val"`` or ``"test"`` dataset (the whole dataset with one device)."""
+        dataset = self.dataset(split)
+        rank, world = rank_and_world(self)
+        if world == 1:
+            return dataset
+        if len(dataset) < world:
+            raise ConfigError(
+                f"the {split} set has {len(dataset)} samples, fewer than the {world} devices: evaluate on fewer devices"
+            )
+        share = rank_share(len(dataset), rank, world)
+        return Subset(dataset, range(share.start, share.stop))
+
     # -- loaders ----------------------------------------------------------------------------------------------
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
         return DataLoader(
-            self.dataset(split),
+            dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
@@ -224,18 +247,24 @@ class SequenceDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
+    def _eval_loader(self, split: str) -> DataLoader:
+        # Batches made by an inner loader over this rank's share; the outer loader's IterableDataset keeps
+        # Lightning's DistributedSampler (which would pad with repeats) away.
+        return DataLoader(EvalBatches(self._loader(self.rank_dataset(split))), batch_size=None)
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader(self.dataset("train"), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._eval_loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._eval_loader("test")
 
     def eval_set(self, split: str) -> list[Batch]:
-        """Every batch of the ``"val"`` or ``"test"`` split, in order (as the synthetic DataModules offer)."""
-        return list(self._loader(split))
+        """Every batch of the whole ``"val"`` or ``"test"`` split, in order, whatever the number of devices (as the
+        synthetic DataModules offer)."""
+        return list(self._loader(self.dataset(split)))

@@ -6,6 +6,7 @@ All constructor arguments are primitives (str/int/float/bool/dict), saved with `
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import lightning.pytorch as pl
@@ -13,8 +14,8 @@ import torch
 from torchmetrics import MetricCollection
 
 from wavezoo.errors import ConfigError, check_choice, check_positive_float
-from wavezoo.lit.reliability import read_checkpoint
 from wavezoo.registry import create_model
+from wavezoo.trust import check_lightning_checkpoint, read_checkpoint
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -22,7 +23,28 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
-SCHEDULERS = ("none", "cosine", "step", "exponential")
+SCHEDULERS = {
+    "none": None,
+    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "step": torch.optim.lr_scheduler.StepLR,
+    "exponential": torch.optim.lr_scheduler.ExponentialLR,
+}
+
+
+def check_scheduler_kwargs(scheduler: str, kwargs: Any) -> None:
+    """Refuse ``scheduler_kwargs`` that are not keyword arguments of the chosen torch scheduler."""
+    if kwargs is None:
+        return
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"scheduler_kwargs={kwargs!r} is invalid: expected a mapping of keyword arguments")
+    cls = SCHEDULERS[scheduler]
+    allowed = [] if cls is None else [p for p in inspect.signature(cls).parameters if p not in ("optimizer", "verbose")]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"scheduler_kwargs key {unknown[0]!r} is invalid for scheduler={scheduler!r}: expected "
+            f"{'one of ' + ', '.join(map(repr, allowed)) if allowed else 'none (no scheduler is used)'}"
+        )
 
 
 class SequenceTaskModule(pl.LightningModule):
@@ -60,6 +82,7 @@ class SequenceTaskModule(pl.LightningModule):
         check_choice("scheduler", scheduler, SCHEDULERS)
         check_positive_float("lr", lr)
         check_positive_float("weight_decay", weight_decay, allow_zero=True)
+        check_scheduler_kwargs(scheduler, scheduler_kwargs)
         self.net = create_model(
             model, input_size=input_size, output_size=output_size, hidden_size=hidden_size, **(model_kwargs or {})
         )
@@ -85,7 +108,9 @@ class SequenceTaskModule(pl.LightningModule):
     ARCHITECTURE_KEYS = ("model", "input_size", "output_size", "hidden_size", "model_kwargs")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, in one line, a checkpoint trained with another architecture than this module's."""
+        """Refuse, in one line, a checkpoint that fails :func:`wavezoo.trust.check_lightning_checkpoint` or was
+        trained with another architecture than this module's."""
+        check_lightning_checkpoint(checkpoint, "the checkpoint", SequenceTaskModule)
         saved = checkpoint.get("hyper_parameters") or {}
         differ = [
             f"{key}={saved[key]!r} (this model: {self.hparams.get(key)!r})"
@@ -110,9 +135,14 @@ class SequenceTaskModule(pl.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
-        """Lightning's loader, after checking that the file is a whole, readable checkpoint."""
-        read_checkpoint(checkpoint_path, map_location="cpu", weights_only=True)
-        return super().load_from_checkpoint(checkpoint_path, map_location, hparams_file, strict, **kwargs)
+        """Lightning's loader, always with ``weights_only=True``, after :func:`wavezoo.trust.read_checkpoint` checked
+        the file: readable, no code, class paths inside wavezoo, sizes that fit its tensors, finite weights."""
+        if kwargs.pop("weights_only", True) is not True:
+            raise ConfigError("weights_only=False is refused: wavezoo reads checkpoints with weights_only=True")
+        read_checkpoint(checkpoint_path, base=SequenceTaskModule)
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs
+        )
 
     # -- Lightning hooks ------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,9 +204,11 @@ class SequenceTaskModule(pl.LightningModule):
             total = kwargs.pop("T_max", None) or self.trainer.max_steps
             if total is None or total < 1:
                 raise ConfigError("scheduler='cosine' needs trainer.max_steps > 0 or scheduler_kwargs.T_max")
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, **kwargs)
-        elif hp.scheduler == "step":
-            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, **{"step_size": 1000, **kwargs})
-        else:
-            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, **{"gamma": 0.999, **kwargs})
+            kwargs["T_max"] = total
+        defaults = {"step": {"step_size": 1000}, "exponential": {"gamma": 0.999}}.get(hp.scheduler, {})
+        try:
+            scheduler = SCHEDULERS[hp.scheduler](optimizer, **{**defaults, **kwargs})
+        except (TypeError, ValueError) as err:
+            reason = f"scheduler_kwargs={hp.scheduler_kwargs!r} are invalid for {hp.scheduler!r}: {err}"
+            raise ConfigError(reason) from None
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

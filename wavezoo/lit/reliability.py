@@ -1,61 +1,81 @@
-"""Training safeguards: atomic checkpoint files and a stop on a non-finite loss."""
+"""Training safeguards: checkpoint files that are read without code and written atomically, a best checkpoint kept
+apart from the resume point, one run per run folder, and a stop on a non-finite loss."""
 
 from __future__ import annotations
 
+import errno
+import glob
 import os
-import tempfile
+import secrets
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from filelock import FileLock, Timeout
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 
 from wavezoo.errors import ConfigError, TrainingDiverged
+from wavezoo.trust import load_tensor_file
+
+# errno values of a failed write that are the user's to fix (permissions, read-only or full disk, quota).
+WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 
 
-def read_checkpoint(path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-    """``torch.load`` a checkpoint file, turning a missing, truncated or corrupted file into one clear error."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError(f"checkpoint {path!r} does not exist; expected the path of a .ckpt file")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=bool(weights_only))
-    except Exception as err:  # zip/pickle/EOF errors: the file is not a whole PyTorch checkpoint
-        reason = str(err).splitlines()[0].split(". ")[0][:160]
-        raise ConfigError(f"checkpoint {path!r} cannot be read, it is truncated or corrupted ({reason})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(f"checkpoint {path!r} has no 'state_dict': not a Lightning checkpoint of wavezoo")
-    return checkpoint
+def write_error(path: str, err: OSError) -> ConfigError:
+    """One line for a checkpoint that could not be written."""
+    hint = " (the disk is full)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return ConfigError(f"cannot write checkpoint {path!r}: {err.strerror or err}{hint}; the previous file is kept")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file in the same folder, flushes it to disk, then renames it over the
-    target, so a run killed mid-write never leaves a half-written ``last.ckpt`` (the old file stays whole).
-    Reading refuses a missing, truncated or corrupted file with one clear error."""
+    """Lightning's checkpoint IO with two guarantees.
+
+    Reading is always ``torch.load(weights_only=True)`` (:func:`wavezoo.trust.load_tensor_file`), whatever the
+    caller asks: a checkpoint cannot run code, and a missing, empty, truncated or corrupted file is one clear error.
+
+    Writing goes to a temporary ``.tmp-*.ckpt`` file in the same folder, flushed to disk, then renamed over the
+    target, so a run killed mid-write never leaves a half-written ``last.ckpt`` (the old file stays whole). The
+    file is created with the process umask, like every other run file. A write that fails for want of space or
+    permission is one :class:`ConfigError` line.
+    """
+
+    TEMP_PREFIX = ".tmp-"
 
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None):
         if "://" in os.fspath(path):
-            return super().load_checkpoint(path, map_location, weights_only)
-        return read_checkpoint(path, map_location, weights_only)
+            return super().load_checkpoint(path, map_location, weights_only=True)
+        return load_tensor_file(path, map_location)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = os.fspath(path)
         if "://" in path:  # remote filesystems: fall back to Lightning's writer
             return super().save_checkpoint(checkpoint, path, storage_options)
         folder = os.path.dirname(path) or "."
-        os.makedirs(folder, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ckpt", dir=folder)
+        tmp = os.path.join(folder, f"{self.TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.ckpt")
         try:
+            os.makedirs(folder, exist_ok=True)
+            handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode 0o666 & ~umask
             with os.fdopen(handle, "wb") as fh:
                 torch.save(checkpoint, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             if os.path.exists(tmp):
                 os.remove(tmp)
+            if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
+                raise write_error(path, err) from None
             raise
+
+    @classmethod
+    def remove_orphans(cls, folder: str | os.PathLike) -> list[str]:
+        """Delete the temporary files a killed write left in ``folder`` (call it only while holding the run lock)."""
+        removed = sorted(glob.glob(os.path.join(glob.escape(os.fspath(folder)), f"{cls.TEMP_PREFIX}*.ckpt")))
+        for name in removed:
+            os.remove(name)
+        return removed
 
 
 class StopOnNonFiniteLoss(Callback):
@@ -88,25 +108,93 @@ def quiet_trainer(**kwargs: Any) -> pl.Trainer:
     return pl.Trainer(**(settings | kwargs))
 
 
-class ResumableCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose ``last.ckpt`` is rewritten at every validation.
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that keeps the two jobs of a run's checkpoints apart.
 
-    Lightning 2.5+ writes ``last.ckpt`` only when a top-k checkpoint was saved at that step, so after the monitored
-    metric stops improving a killed run would resume from its last improvement and lose the steps since. This
-    subclass also writes it when the top-k did not change, so resuming loses at most one validation interval.
+    - The best checkpoint(s) by the monitored metric (``best-step{step}.ckpt``, ``save_top_k`` of them) are chosen
+      only at the end of a validation, with that validation's metric: a file is never labelled with a stale score.
+    - ``last.ckpt`` (``save_last``) is the resume point: it is rewritten every ``every_n_train_steps`` training steps
+      from the start (also before the first validation), at the end of every validation (after the best one, so it
+      records the best known so far) and at the end of training. A killed run resumed with ``--ckpt_path last``
+      loses at most ``every_n_train_steps`` steps (one validation interval when it is not set).
+
+    At the start of a fit the temporary ``.tmp-*.ckpt`` files of writes cut short by a kill are deleted.
     """
 
-    def _write_last_if_missed(self, trainer: pl.Trainer) -> None:
-        missed = self._last_global_step_saved != trainer.global_step
-        if self.save_last and missed and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+    def __init__(self, *args: Any, every_n_train_steps: int | None = None, save_last: bool = True, **kwargs: Any):
+        kwargs["save_on_train_epoch_end"] = False  # choose the best at validation end, with that validation's metric
+        super().__init__(*args, save_last=False, **kwargs)
+        if every_n_train_steps is not None and (isinstance(every_n_train_steps, bool) or every_n_train_steps < 0):
+            raise ConfigError(f"every_n_train_steps={every_n_train_steps!r} is invalid: expected an integer >= 0")
+        self.last_every_n_steps = every_n_train_steps or 0
+        self.keep_last = bool(save_last)
+        self.last_written_step: int | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == TrainerFn.FITTING and trainer.is_global_zero and self.dirpath and os.path.isdir(self.dirpath):
+            AtomicCheckpointIO.remove_orphans(self.dirpath)
+
+    def write_last(self, trainer: pl.Trainer) -> None:
+        """Write ``last.ckpt`` for the current step (once per step; only while fitting)."""
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
+        if not (self.keep_last and fitting) or self.last_written_step == trainer.global_step:
+            return
+        self.last_model_path = os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+        trainer.save_checkpoint(self.last_model_path, self.save_weights_only)
+        self.last_written_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        if self.last_every_n_steps and trainer.global_step % self.last_every_n_steps == 0:
+            self.write_last(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._write_last_if_missed(trainer)
+        self.write_last(trainer)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._write_last_if_missed(trainer)
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self.write_last(trainer)
+
+
+class RunFolderLock(Callback):
+    """One training run per run folder: ``fit`` takes an OS file lock, ``<log_dir>/.wavezoo.lock``, for its whole
+    duration (rank 0), so a second run started into the same folder is refused with one line instead of mixing its
+    checkpoints and logs with the first. The OS drops the lock when the process ends, even when it is killed, so a
+    killed run leaves no stale lock. Put it first in the callbacks: it runs before anything writes to the folder."""
+
+    LOCK_NAME = ".wavezoo.lock"
+
+    def __init__(self) -> None:
+        self.lock: FileLock | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        folder = trainer.log_dir  # every rank asks: it is broadcast from rank 0
+        if stage != TrainerFn.FITTING or not trainer.is_global_zero or folder is None:
+            return
+        os.makedirs(folder, exist_ok=True)
+        lock = FileLock(os.path.join(folder, self.LOCK_NAME))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigError(
+                f"run folder {folder!r} is in use by another running wavezoo fit (lock file {lock.lock_file}); wait "
+                "for it to end or start this run elsewhere (--trainer.logger.init_args.version, "
+                "--trainer.default_root_dir)"
+            ) from None
+        self.lock = lock
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.release()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.release()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from wavezoo.errors import ConfigError
+from wavezoo.trust import check_finite, check_model_shapes, first_line, model_spec, resolve_class, short
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -150,6 +151,70 @@ def _local_folder(folder_or_repo: str | os.PathLike, revision: str | None, token
     return Path(snapshot_download(text, revision=revision, token=token, library_name="wavezoo"))
 
 
+CONFIG_MAX_BYTES = 1 << 20  # a config.json of save_pretrained is a few KB
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """``config.json`` as a dict, with one-line errors naming the file and the bad field; nothing it names is
+    imported or built here."""
+    try:
+        size = path.stat().st_size
+        if size > CONFIG_MAX_BYTES:
+            raise ConfigError(f"{path} is invalid: {size:,} bytes, more than a wavezoo config.json can be; refused")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is missing or invalid ({first_line(err)}): not a wavezoo model folder") from None
+    try:
+        config = json.loads(text)
+    except ValueError as err:
+        raise ConfigError(f"{path} is invalid: not JSON ({first_line(err)}); not a wavezoo model folder") from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"{path} is invalid: expected a JSON object, got a {type(config).__name__}; not a wavezoo model folder"
+        )
+    config["family"], config["sizes"], config["model_kwargs"] = model_spec(config, str(path), "family", "sizes")
+    for key in ("name", "task", "command"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise ConfigError(f"{path}: {key}={short(config[key])} is invalid: expected a string or null")
+    metrics = config.get("metrics")
+    if metrics is not None and not (
+        isinstance(metrics, dict)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
+    ):
+        raise ConfigError(f"{path}: metrics={short(metrics)} is invalid: expected an object of numbers")
+    return config
+
+
+def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors of a safetensors file, read from its header only (no tensor data)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: not a wavezoo model folder")
+    try:
+        with safe_open(os.fspath(path), "pt") as file:  # the header only: get_slice reads no tensor data
+            return {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(f"{path} is truncated or corrupted ({first_line(err)}); refused") from None
+
+
+def _lightning_class(config: dict[str, Any], shapes, source: str) -> tuple[type, dict[str, Any]]:
+    """The LightningModule class and keyword arguments recorded in ``config.json``, checked against the tensors
+    (class inside wavezoo, claimed architecture fits the file) before anything is instantiated."""
+    from wavezoo.lit import SequenceTaskModule
+
+    spec = config["lightning"]
+    if not isinstance(spec, dict) or not isinstance(spec.get("init_args"), dict):
+        raise ConfigError(
+            f"{source}: lightning={short(spec)} is invalid: expected {{'class_path': ..., 'init_args': {{...}}}}"
+        )
+    cls = resolve_class(spec.get("class_path"), SequenceTaskModule, f"{source}: lightning.class_path")
+    init_args = spec["init_args"]
+    family, sizes, kwargs = model_spec(init_args, f"{source}: lightning.init_args")
+    check_model_shapes(family, sizes, kwargs, shapes, f"{source}: lightning.init_args")
+    return cls, init_args
+
+
 def from_pretrained(
     folder_or_repo: str | os.PathLike,
     *,
@@ -159,33 +224,46 @@ def from_pretrained(
     token: str | None = None,
 ) -> nn.Module:
     """Rebuild a model written by :func:`save_pretrained` (a local folder, or a Hugging Face Hub repo id
-    ``"owner/name"``), in eval mode; ``lightning=True`` gives its LightningModule when the folder records one."""
+    ``"owner/name"``), in eval mode; ``lightning=True`` gives its LightningModule when the folder records one.
+
+    The folder is untrusted data: ``config.json`` is validated field by field, a LightningModule class must lie
+    inside ``wavezoo``, the claimed architecture is compared with the tensor shapes of the safetensors header before
+    any model is built (a config claiming ``hidden_size=1000000`` beside 16-unit tensors allocates nothing), and
+    weights with NaN or infinite values are refused."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     import wavezoo
 
     folder = _local_folder(folder_or_repo, revision, token)
-    try:
-        config = json.loads((folder / CONFIG_NAME).read_text())
-        family, sizes, kwargs = config["family"], config["sizes"], config.get("model_kwargs") or {}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"{folder / CONFIG_NAME} is missing or invalid ({err}): not a wavezoo model folder") from None
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    config = _read_config(config_path)
+    family, sizes, kwargs = config["family"], config["sizes"], config["model_kwargs"]
+    shapes = _tensor_shapes(weights_path)
+    check_model_shapes(family, sizes, kwargs, shapes, f"{config_path} (with {WEIGHTS_NAME})")
     if lightning:
         if not config.get("lightning"):
             raise ConfigError(f"{folder} holds a bare model, not a LightningModule; use lightning=False")
-        from wavezoo.lit import SequenceTaskModule
-        from wavezoo.pretrained.loading import _import
-
-        cls = _import(config["lightning"]["class_path"], SequenceTaskModule, "lightning class")
-        module = cls(**config["lightning"]["init_args"])
+        cls, init_args = _lightning_class(config, shapes, f"{config_path} (with {WEIGHTS_NAME})")
+        try:
+            module = cls(**init_args)
+        except ConfigError as err:
+            raise ConfigError(f"{config_path}: lightning.init_args: {err}") from None
+        except TypeError as err:
+            raise ConfigError(f"{config_path}: lightning.init_args is invalid ({first_line(err)})") from None
         net = module.net
     else:
-        module = net = wavezoo.create_model(family, **sizes, **kwargs)
+        try:
+            module = net = wavezoo.create_model(family, **sizes, **kwargs)
+        except ConfigError as err:
+            raise ConfigError(f"{config_path}: {err}") from None
     try:
-        load_model(net, folder / WEIGHTS_NAME, strict=True, device=str(map_location))
+        load_model(net, weights_path, strict=True, device=str(map_location))
+    except SafetensorError as err:
+        raise ConfigError(f"{weights_path} is truncated or corrupted ({first_line(err)}); refused") from None
     except (OSError, RuntimeError) as err:
-        reason = str(err).splitlines()[0][:200]
-        raise ConfigError(f"{folder / WEIGHTS_NAME} does not fit a {family!r} model with {sizes}: {reason}") from None
+        raise ConfigError(f"{weights_path} does not fit a {family!r} model with {sizes}: {first_line(err)}") from None
+    check_finite(net.state_dict(), str(weights_path))
     keep = {k: config.get(k) for k in ("task", "metrics", "command")}
     net.wavezoo_config.update(pretrained=config.get("name"), **keep)
     return module.eval()

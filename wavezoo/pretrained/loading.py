@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from torch import nn
 
 from wavezoo.errors import ChecksumError, ConfigError
 from wavezoo.pretrained.manifest import CACHE_ENV, Manifest, is_published, manifest_path, read_manifest, sha256_file
+from wavezoo.trust import resolve_class
 
 # What a published checkpoint keeps of a Lightning checkpoint: enough for load_from_checkpoint and `wavezoo test
 # --ckpt_path`; optimizer states, loops, callbacks and the DataModule's training state are dropped.
@@ -99,25 +99,17 @@ def checkpoint_file(entry: dict[str, Any], folder: str | os.PathLike) -> Path:
     return cached
 
 
-def _import(path: str, base: type, what: str) -> type:
-    module_name, _, attr = str(path).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError):
-        raise ConfigError(f"{what} {path!r} cannot be imported") from None
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise ConfigError(f"{what} {path!r} is not a {base.__name__}")
-    return cls
-
-
 def _load_entry(entry: dict[str, Any], folder, *, check_hash: bool = True, map_location: Any = "cpu"):
     """The LightningModule of a published entry, in eval mode, after checking the file's sha256."""
     from wavezoo.lit import SequenceTaskModule
 
+    # The manifest is data: its class path is checked (inside wavezoo, a SequenceTaskModule) before anything is
+    # imported, downloaded or read.
+    what = f"pretrained checkpoint {entry.get('name')!r}: lit_class"
+    cls = resolve_class(entry.get("lit_class") or "wavezoo.lit.SequenceTaskModule", SequenceTaskModule, what)
     path = checkpoint_file(entry, folder)
     if check_hash:
         verify_checksum(path, entry["sha256"], entry["name"])
-    cls = _import(entry.get("lit_class") or "wavezoo.lit.SequenceTaskModule", SequenceTaskModule, "lit_class")
     module = cls.load_from_checkpoint(path, map_location=map_location)
     if entry.get("family") and module.hparams.model != entry["family"]:
         raise ConfigError(
@@ -154,7 +146,7 @@ def build_datamodule(spec: dict[str, Any]):
 
     if not isinstance(spec, dict) or "class_path" not in spec:
         raise ConfigError(f"datamodule={spec!r} is invalid: expected {{'class_path': ..., 'init_args': {{...}}}}")
-    cls = _import(spec["class_path"], pl.LightningDataModule, "datamodule")
+    cls = resolve_class(spec["class_path"], pl.LightningDataModule, "datamodule.class_path")
     return cls(**(spec.get("init_args") or {}))
 
 

@@ -61,11 +61,11 @@ def fit_args(entry: dict[str, Any], run_dir: str) -> list[str]:
 
 def best_checkpoint(folder: Path) -> tuple[Path, float | None]:
     """The best checkpoint by the ModelCheckpoint of the run (recorded in ``last.ckpt``) and its score."""
-    from wavezoo.lit.reliability import read_checkpoint
+    from wavezoo.trust import read_checkpoint
 
     last = folder / "last.ckpt"
     if last.is_file():
-        state = read_checkpoint(last, map_location="cpu", weights_only=True)
+        state = read_checkpoint(last)
         for key, saved in (state.get("callbacks") or {}).items():
             if key.startswith("ModelCheckpoint") and saved.get("best_model_path"):
                 best = folder / Path(saved["best_model_path"]).name
@@ -87,11 +87,12 @@ def publish(entry: dict[str, Any], manifest_file: Path, run_dir: Path, command: 
     import yaml
 
     import wavezoo
-    from wavezoo.lit.reliability import AtomicCheckpointIO, read_checkpoint
+    from wavezoo.lit.reliability import AtomicCheckpointIO
+    from wavezoo.trust import read_checkpoint
 
     name, folder = entry["name"], manifest_file.parent
     best, score = best_checkpoint(run_dir / "checkpoints")
-    raw = read_checkpoint(best, map_location="cpu", weights_only=True)
+    raw = read_checkpoint(best)
     hparams = raw["hyper_parameters"]
     if entry.get("family") and entry["family"] != hparams["model"]:
         raise ConfigError(f"{name}: the manifest says family {entry['family']!r}, the run trained {hparams['model']!r}")
