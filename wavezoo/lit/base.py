@@ -11,7 +11,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from wavezoo.errors import ConfigError, check_choice, check_positive_float
 from wavezoo.registry import create_model
@@ -89,6 +89,8 @@ class SequenceTaskModule(pl.LightningModule):
         metrics = self.build_metrics()  # epoch-level metrics of the evaluation loops (synced across devices)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # The evaluation loss, weighted by masked steps and synced as sums: exact whatever the devices' shares.
+        self.eval_losses = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
 
     # -- what a task type defines ---------------------------------------------------------------------------
     def build_metrics(self) -> MetricCollection:
@@ -180,7 +182,8 @@ class SequenceTaskModule(pl.LightningModule):
     def _evaluation_step(self, batch, metrics: MetricCollection, stage: str) -> None:
         x, y, mask = batch
         outputs = self.net(x)
-        self.log(f"{stage}/loss", self.loss(outputs, y, mask), prog_bar=True, batch_size=len(x), sync_dist=True)
+        self.eval_losses[stage].update(self.loss(outputs, y, mask), weight=mask.sum())
+        self.log(f"{stage}/loss", self.eval_losses[stage], prog_bar=True, batch_size=len(x))
         self.update_metrics(metrics, outputs, y, mask)
         self.log_dict(metrics, prog_bar=True, batch_size=len(x))
 
