@@ -21,11 +21,12 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 import wavezoo
+from wavezoo.core.waves import shift_in
 from wavezoo.data import VariableBindingDataModule
 from wavezoo.lbc import lbc_matrix
 from wavezoo.models.sbc import AttentionOnlyTransformer
 from wavezoo.models.ssm import LBCSSM
-from wavezoo.models.twm import LinearBoundary, shift_in
+from wavezoo.models.twm import LinearBoundary
 
 ROWS: list[dict] = []
 

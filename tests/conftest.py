@@ -28,3 +28,20 @@ def train_tiny_checkpoint(path, model: str = "elman", task: str = "T1", steps: i
     trainer.fit(module, datamodule=VariableBindingDataModule(task, horizons=[4], steps_per_epoch=steps))
     trainer.save_checkpoint(path)
     return path
+
+
+def one_line_error(args, capsys) -> str:
+    """Run ``wavezoo ARGS`` in this process; assert it exits with status 2 and prints one line, no traceback."""
+    from wavezoo.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def no_logger(folder) -> list[str]:
+    """CLI arguments of a run without a logger whose files go to ``folder``."""
+    return ["--trainer.logger", "false", "--trainer.default_root_dir", str(folder)]

@@ -5,7 +5,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
-from conftest import train_tiny_checkpoint
+from conftest import one_line_error, train_tiny_checkpoint
 
 from wavezoo import ConfigError
 from wavezoo.cli import main
@@ -22,24 +22,15 @@ def elman_checkpoint(tmp_path_factory) -> Path:
     return train_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "elman.ckpt")
 
 
-def cli_error(args, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
-
-
 def test_missing_checkpoint_file(capsys):
-    err = cli_error(["test", "--config", CONFIG, "--ckpt_path", "missing.ckpt", *QUIET], capsys)
+    err = one_line_error(["test", "--config", CONFIG, "--ckpt_path", "missing.ckpt", *QUIET], capsys)
     assert "wavezoo: error: checkpoint 'missing.ckpt' does not exist; expected the path of a .ckpt file" in err
 
 
 def test_truncated_checkpoint_file(elman_checkpoint, tmp_path, capsys):
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(elman_checkpoint.read_bytes()[:2000])
-    err = cli_error(["test", "--config", CONFIG, "--ckpt_path", str(truncated), *QUIET], capsys)
+    err = one_line_error(["test", "--config", CONFIG, "--ckpt_path", str(truncated), *QUIET], capsys)
     assert f"checkpoint '{truncated}' cannot be read, it is truncated or corrupted" in err
     with pytest.raises(ConfigError, match="cannot be read, it is truncated or corrupted"):
         SequenceRegression.load_from_checkpoint(truncated)

@@ -12,8 +12,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from conftest import no_logger, one_line_error
 
-from wavezoo.cli import build_cli, main
+from wavezoo.cli import build_cli
 from wavezoo.data import VariableBindingDataModule
 from wavezoo.errors import TrainingDiverged
 from wavezoo.lit import SequenceRegression
@@ -308,25 +309,13 @@ def test_a_second_run_into_a_busy_run_folder_is_refused(tmp_path, capsys):
     from filelock import FileLock
 
     held = FileLock(tmp_path / RunFolderLock.LOCK_NAME)  # what a running fit holds
-    with held, pytest.raises(SystemExit) as exit_info:
-        main(["fit", *SMALL, "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), *QUIET])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    with held:
+        err = one_line_error(["fit", *SMALL, *no_logger(tmp_path), *QUIET], capsys)
     assert f"wavezoo: error: run folder '{tmp_path}' is in use by another running wavezoo fit" in err
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "config.yaml").exists()
     build_cli(
-        [
-            "fit",
-            *SMALL,
-            "--trainer.logger",
-            "false",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--trainer.max_steps",
-            "1",
-            *QUIET,
-        ]
-    )  # free again: the lock went with its holder
+        ["fit", *SMALL, *no_logger(tmp_path), "--trainer.max_steps", "1", *QUIET]
+    )  # the lock left with its holder
 
 
 def test_disk_full_while_writing_a_checkpoint_is_one_line(tmp_path, monkeypatch, capsys):
@@ -334,26 +323,10 @@ def test_disk_full_while_writing_a_checkpoint_is_one_line(tmp_path, monkeypatch,
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "fit",
-                *SMALL,
-                "--trainer.logger",
-                "false",
-                "--trainer.default_root_dir",
-                str(tmp_path),
-                "--trainer.max_steps",
-                "2",
-                "--checkpoint.every_n_train_steps",
-                "1",
-                *QUIET,
-            ]
-        )
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    steps = ["--trainer.max_steps", "2", "--checkpoint.every_n_train_steps", "1"]
+    err = one_line_error(["fit", *SMALL, *no_logger(tmp_path), *steps, *QUIET], capsys)
     assert "wavezoo: error: cannot write checkpoint" in err and "No space left on device (the disk is full)" in err
-    assert "Traceback" not in err and not list((tmp_path / "checkpoints").glob(".tmp-*"))
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
 
 
 UNWRITABLE = Path("/sys/wavezoo-test")  # sysfs refuses new folders, even to root
@@ -363,20 +336,15 @@ UNWRITABLE = Path("/sys/wavezoo-test")  # sysfs refuses new folders, even to roo
 @pytest.mark.parametrize("where", ["--trainer.default_root_dir", "--trainer.logger.init_args.save_dir"])
 def test_unwritable_output_folder_is_one_line(where, capsys):
     logger = ["--trainer.logger", "false"] if where == "--trainer.default_root_dir" else []
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", *SMALL, *logger, where, str(UNWRITABLE), "--trainer.max_steps", "1", *QUIET])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "wavezoo: error: cannot write '/sys/wavezoo-test" in err and "Traceback" not in err
+    err = one_line_error(["fit", *SMALL, *logger, where, str(UNWRITABLE), "--trainer.max_steps", "1", *QUIET], capsys)
+    assert "wavezoo: error: cannot write '/sys/wavezoo-test" in err
 
 
 @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs a sysfs mount as an unwritable folder")
 def test_analyze_into_an_unwritable_folder_is_one_line(capsys):
     ckpt = ROOT / "checkpoints/elman_vb_t1.ckpt"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["analyze", "--ckpt", str(ckpt), "--out", str(UNWRITABLE)])
-    assert exit_info.value.code == 2
-    assert "wavezoo: error: cannot write '/sys/wavezoo-test'" in capsys.readouterr().err
+    err = one_line_error(["analyze", "--ckpt", str(ckpt), "--out", str(UNWRITABLE)], capsys)
+    assert "wavezoo: error: cannot write '/sys/wavezoo-test'" in err
 
 
 @pytest.mark.parametrize(
@@ -392,11 +360,8 @@ def test_analyze_into_an_unwritable_folder_is_one_line(capsys):
     ],
 )
 def test_trainer_and_module_mistakes_are_one_line(args, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", *SMALL, "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), *args, *QUIET])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert f"wavezoo: error: {message}" in err and "Traceback" not in err
+    err = one_line_error(["fit", *SMALL, *no_logger(tmp_path), *args, *QUIET], capsys)
+    assert f"wavezoo: error: {message}" in err
 
 
 @pytest.mark.parametrize(
@@ -408,10 +373,8 @@ def test_trainer_and_module_mistakes_are_one_line(args, message, tmp_path, capsy
     ],
 )
 def test_best_or_last_without_a_run_is_one_line(subcommand, ckpt, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main([subcommand, *SMALL, "--trainer.logger.init_args.save_dir", str(tmp_path), "--ckpt_path", ckpt, *QUIET])
-    assert exit_info.value.code == 2
-    assert f"wavezoo: error: {message}" in capsys.readouterr().err
+    args = [subcommand, *SMALL, "--trainer.logger.init_args.save_dir", str(tmp_path), "--ckpt_path", ckpt, *QUIET]
+    assert f"wavezoo: error: {message}" in one_line_error(args, capsys)
 
 
 def test_ddp_spawn_trains_and_hands_back_its_weights(tmp_path):

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_tiny_checkpoint
+from conftest import one_line_error, train_tiny_checkpoint
 
 import wavezoo
 from wavezoo import ConfigError
-from wavezoo.cli import main
 from wavezoo.data import VariableBindingDataModule
 from wavezoo.lit import SequenceRegression, SequenceTaskModule
 from wavezoo.lit.reliability import quiet_trainer
@@ -60,15 +59,6 @@ def edited(good: Path, target: Path, **hparams) -> Path:
     checkpoint["hyper_parameters"].update(hparams)
     torch.save(checkpoint, target)
     return target
-
-
-def one_line_error(args, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    return err
 
 
 REFUSED = r"contains code objects \(io.open\); refused"

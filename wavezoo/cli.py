@@ -17,19 +17,16 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.plugins.io import CheckpointIO
 
 from wavezoo.cli_checks import check_run_arguments
 from wavezoo.errors import WavezooError
 from wavezoo.lit import SequenceTaskModule
 from wavezoo.lit.reliability import (
     WRITE_ERRNOS,
-    AtomicCheckpointIO,
     RunCheckpoint,
     RunFolderLock,
-    StopOnNonFiniteLoss,
+    WavezooTrainer,
 )
 
 TRAINER_DEFAULTS = {
@@ -70,23 +67,6 @@ class WavezooCLI(LightningCLI):
         if subcommand:
             check_run_arguments(self.config[subcommand], subcommand)
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> pl.Trainer:
-        # A rich progress bar unless the user turned progress bars off or chose another one.
-        chosen = [*(config.get("callbacks") or []), *callbacks]
-        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in chosen):
-            callbacks = [*callbacks, RichProgressBar()]
-        if config.get("enable_checkpointing") is False:  # honour it: drop the `checkpoint` group's callback
-            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-        callbacks = [*callbacks, StopOnNonFiniteLoss()]
-        user_callbacks = config.get("callbacks") or []
-        user_callbacks = user_callbacks if isinstance(user_callbacks, list) else [user_callbacks]
-        config["callbacks"] = [RunFolderLock(), *user_callbacks]  # first: nothing writes before the lock is held
-        plugins = config.get("plugins") or []
-        plugins = plugins if isinstance(plugins, list) else [plugins]
-        if not any(isinstance(p, CheckpointIO) for p in plugins):  # never a half-written checkpoint
-            config["plugins"] = [*plugins, AtomicCheckpointIO()]
-        return super()._instantiate_trainer(config, callbacks)
-
     def after_fit(self) -> None:
         if not self.config.get(self.subcommand, {}).get("test_after_fit"):
             return
@@ -100,9 +80,11 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> WavezooCLI:
     return WavezooCLI(
         SequenceTaskModule,
         pl.LightningDataModule,
+        trainer_class=WavezooTrainer,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        trainer_defaults=TRAINER_DEFAULTS,
+        # persistent callbacks (LightningCLI adds them to any configured ones): one fit per run folder
+        trainer_defaults={**TRAINER_DEFAULTS, "callbacks": [RunFolderLock()]},
         save_config_kwargs={"overwrite": True},
         args=args,
         run=run,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wavezoo.data.operators import companion_matrix
+from wavezoo.core.operators import companion_matrix
 from wavezoo.errors import ConfigError
 
 

@@ -45,8 +45,10 @@ def create_model(
     """Build a registered model.
 
     Every model obeys the zoo contract: a plain batch-first ``nn.Module`` with
-    ``forward(x: [batch, time, input_size]) -> [batch, time, output_size]``. ``hidden_size`` (default 128) is the
-    number of recurrent state units; each family documents how its own shape parameters map to it.
+    ``forward(x: [batch, time, input_size]) -> [batch, time, output_size]`` and the streaming form
+    ``initial_state`` / ``step`` (:class:`~wavezoo.models.base.SequenceModel`). ``hidden_size`` is the number of
+    recurrent state units; left out, the family's own default is used (see ``help(wavezoo.models.<family>)``).
+    Only the arguments given are passed to the family's builder.
 
     ``pretrained=True`` loads the one published checkpoint of this family (``wavezoo.list_pretrained()``),
     ``pretrained="<checkpoint name>"`` a named one, in eval mode; sizes and keywords then come from the checkpoint
@@ -62,17 +64,16 @@ def create_model(
         return pretrained_model(name, pretrained, {**given, **family_kwargs})
     if input_size is None or output_size is None:
         raise ConfigError(f"create_model({name!r}) needs input_size and output_size (or pretrained=...)")
-    sizes = {
-        "input_size": input_size,
-        "output_size": output_size,
-        "hidden_size": 128 if hidden_size is None else hidden_size,
-    }
+    given = {"input_size": input_size, "output_size": output_size}
+    if hidden_size is not None:  # else the family's own default (each builder documents it)
+        given["hidden_size"] = hidden_size
     try:
-        model = _MODELS[name](**sizes, **family_kwargs)
+        model = _MODELS[name](**given, **family_kwargs)
     except TypeError as err:  # an unknown family keyword: name it instead of a bare signature error
         if "unexpected keyword argument" in str(err) or "multiple values" in str(err):
             raise ConfigError(f"model {name!r}: {err}") from None
         raise
     # How to rebuild it (save_pretrained, checkpoints): a plain attribute, not part of the state dict.
+    sizes = {**given, "hidden_size": model.hidden_size}
     model.wavezoo_config = {"family": name, "sizes": sizes, "model_kwargs": dict(family_kwargs)}
     return model

@@ -6,7 +6,11 @@ h(0) = (x(1), ..., x(s)), its boundary column is h_s(t) = x(s + t) for every t >
 interior shift moves x(t-s+i+1) into column i, the boundary computes x(t+1)).
 
 Every constructor returns a :class:`~wavezoo.models.twm.TravelingWaveMemory` whose boundary is fixed (no
-trainable parameters); ``twm.rollout(window, steps)`` is the HDS trajectory.
+trainable parameters); ``twm.rollout(window, steps)`` is the HDS trajectory (the autonomous TWM,
+:func:`~wavezoo.models.twm.wave_rollout`), and ``twm(u)`` drives it with inputs by its input rule: ``"add"``
+(h[s](t) = f(h(t-1)) + u(t) at every step: the LBC-TWM is then the linear RNN of :mod:`wavezoo.lbc`), or
+``"replace"`` with ``input_steps = s`` (u(1..s) written as the initial window, then autonomous: the paper's
+protocol, used by :func:`twm_variable_binding`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from wavezoo.data.operators import VARIABLE_BINDING_TASKS, generalized_fibonacci, signed_selection
+from wavezoo.core.operators import VARIABLE_BINDING_TASKS, generalized_fibonacci, signed_selection
 from wavezoo.errors import check_positive_int
 from wavezoo.models.twm import LinearBoundary, TravelingWaveMemory
 
@@ -34,10 +38,13 @@ class FunctionBoundary(nn.Module):
         return self.f(substrate)
 
 
-def twm_from_lag_operators(lag_phi: torch.Tensor, input_mode: str = "replace") -> TravelingWaveMemory:
-    """Exact TWM of the linear HDS (VAR(s)) x(t+1) = sum_k phi_k x(t+1-k), ``lag_phi[k-1] = phi_k``."""
+def twm_from_lag_operators(
+    lag_phi: torch.Tensor, input_mode: str = "add", input_steps: int | None = None
+) -> TravelingWaveMemory:
+    """Exact TWM of the linear HDS (VAR(s)) x(t+1) = sum_k phi_k x(t+1-k), ``lag_phi[k-1] = phi_k``; input rule
+    ``input_mode`` / ``input_steps`` (see :mod:`wavezoo.models.twm`)."""
     history, dim, _ = lag_phi.shape
-    return TravelingWaveMemory(history, dim, LinearBoundary.from_lag_operators(lag_phi), input_mode)
+    return TravelingWaveMemory(history, dim, LinearBoundary.from_lag_operators(lag_phi), input_mode, input_steps)
 
 
 def twm_generalized_fibonacci(dim: int, history: int, normalize: str = "none") -> TravelingWaveMemory:
@@ -48,9 +55,10 @@ def twm_generalized_fibonacci(dim: int, history: int, normalize: str = "none") -
 def twm_variable_binding(
     task: str = "T1", operator: list[list[int]] | None = None, dim: int = 8, history: int = 8
 ) -> TravelingWaveMemory:
-    """Exact TWM of a variable-binding task: a preset ``T1``..``T4`` or a custom signed-selection ``operator``."""
+    """Exact TWM of a variable-binding task: a preset ``T1``..``T4`` or a custom signed-selection ``operator``.
+    Its input rule is the task's protocol: the first s inputs replace the start column, then it runs autonomously."""
     spec = operator if operator is not None else VARIABLE_BINDING_TASKS[task]
-    return twm_from_lag_operators(signed_selection(spec, dim, history))
+    return twm_from_lag_operators(signed_selection(spec, dim, history), "replace", input_steps=history)
 
 
 def twm_from_function(f: Evolution, history: int, dim: int) -> TravelingWaveMemory:

@@ -41,7 +41,7 @@ def test_wave_basis_recovers_the_twm_matrix_and_the_traveling_inputs():
     s, d, n = 8, 8, 128
     m = task_operator("T1")
     psi = torch.linalg.qr(torch.randn(n, s * d))[0]  # orthonormal: then pinv(W_r) is exactly Psi_s
-    from wavezoo.data.operators import VARIABLE_BINDING_TASKS, signed_selection
+    from wavezoo.core.operators import VARIABLE_BINDING_TASKS, signed_selection
 
     rnn = embed_in_basis(signed_selection(VARIABLE_BINDING_TASKS["T1"], d, s).flip(0), psi)
     basis = wave_basis(rnn.w_hh, rnn.w_r, s)
@@ -77,7 +77,7 @@ def test_gradient_by_lag_decays_for_a_contraction_and_stays_flat_for_a_wave():
     contraction = LinearRNN(0.5 * torch.eye(n), torch.randn(n, d), torch.randn(d, n))
     decay = input_gradient_by_lag(contraction, x, y, step=6)
     assert torch.allclose(decay[1:] / decay[:-1], torch.full((6,), 0.5), atol=1e-6)
-    from wavezoo.data.operators import generalized_fibonacci
+    from wavezoo.core.operators import generalized_fibonacci
 
     rnn = embed_in_basis(generalized_fibonacci(d, s, "spectral").flip(0), torch.linalg.qr(torch.randn(n, n))[0])
     wave = input_gradient_by_lag(LinearRNN(rnn.w_hh, rnn.w_uh, rnn.w_r), x, y, step=6)
@@ -87,7 +87,7 @@ def test_gradient_by_lag_decays_for_a_contraction_and_stays_flat_for_a_wave():
 @pytest.mark.parametrize(("task", "cells"), [("T1", 64), ("T2", 36), ("T3", 36), ("T4", 36)])
 def test_boundary_corrected_basis_recovers_m_for_every_task_and_compresses_to_its_persistent_cells(task, cells):
     from wavezoo.analysis import boundary_blocks, compressed_cells
-    from wavezoo.data.operators import VARIABLE_BINDING_TASKS, signed_selection
+    from wavezoo.core.operators import VARIABLE_BINDING_TASKS, signed_selection
 
     m = task_operator(task)
     rnn = embed_in_basis(

@@ -75,3 +75,65 @@ def test_list_models_filters():
     assert wavezoo.list_models("*ru*") == ["gru"]
     expected = {"elman", "gru", "lstm", "irnn", "transformer", "twm_lbc", "twm_sbc", "sbc_transformer", "wave_rnn"}
     assert expected <= set(wavezoo.list_models())
+
+
+# -- timm-style contract over list_models(): defaults, sizes, gradients, memory on dense inputs, streaming ---------
+
+HIDDEN_SIZES = (32, 64, 128, 256, 512, 1024)
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_builds_with_its_own_defaults(name):
+    """Only input/output sizes given: the family's defaults work, and hidden_size reports what was built."""
+    model = wavezoo.create_model(name, input_size=8, output_size=8)
+    assert model(torch.randn(2, 5, 8)).shape == (2, 5, 8)
+    assert model.wavezoo_config["sizes"]["hidden_size"] == model.hidden_size
+
+
+@pytest.mark.parametrize("hidden_size", HIDDEN_SIZES)
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_accepts_the_usual_hidden_sizes(name, hidden_size):
+    with torch.device("meta"):  # shapes only: 1024 units of every family in no time
+        model = wavezoo.create_model(name, input_size=3, output_size=2, hidden_size=hidden_size)
+    assert model.hidden_size == hidden_size
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_every_parameter_learns_and_the_output_remembers_dense_inputs(name):
+    """On DENSE random inputs (every step an input, as in any real benchmark): every parameter gets a gradient, and
+    the output at the last step depends on each of the inputs 1..5 steps back."""
+    torch.manual_seed(0)
+    model = wavezoo.create_model(name, input_size=3, output_size=2, hidden_size=64)
+    x = torch.randn(4, 12, 3, requires_grad=True)
+    y = model(x)
+    (y[:, -1].sum() + 1e-3 * y.square().mean()).backward()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    assert silent == [], f"parameters without gradient: {silent}"
+    reach = x.grad.abs().sum(dim=(0, 2))
+    assert all(reach[-1 - lag] > 0 for lag in range(1, 6)), reach
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_step_by_step_equals_the_sequence_map(name):
+    """initial_state / step over a sequence == model(x) to 1e-5 (float32), also when the stream is cut in two."""
+    torch.manual_seed(1)
+    model = wavezoo.create_model(name, input_size=3, output_size=2, hidden_size=64).eval()
+    x = torch.randn(3, 20, 3)
+    with torch.no_grad():
+        full = model(x)
+        state = model.initial_state(3)
+        outputs = []
+        for t in range(20):
+            y_t, state = model.step(x[:, t], state)
+            outputs.append(y_t)
+        first, carried = model.scan(x[:, :9])
+        second, _ = model.scan(x[:, 9:], carried)
+    assert torch.allclose(torch.stack(outputs, 1), full, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(torch.cat([first, second], 1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_step_with_a_wrong_shape_is_a_clear_error(name):
+    model = wavezoo.create_model(name, input_size=3, output_size=2, hidden_size=64)
+    with pytest.raises(ConfigError, match=r"step got x_t of shape \(4, 5\); expected \[batch, input_size=3\]"):
+        model.step(torch.randn(4, 5), model.initial_state(4))

@@ -61,3 +61,18 @@ def test_sliding_window_is_causal_and_limited_to_s_tokens():
     changed[:, 2] += 5.0  # visible to positions 2..5 only
     diff = (transformer(changed) - base).abs().sum(-1)[0]
     assert diff[:2].max() == 0 and diff[6:].max() == 0 and diff[2:6].min() > 0
+
+
+def test_one_attention_boundary_for_the_twm_the_transformer_and_the_ring_buffer():
+    import wavezoo
+
+    torch.manual_seed(4)
+    twm_sbc = wavezoo.create_model("twm_sbc", input_size=3, output_size=3, hidden_size=32, history=4)
+    sbc = wavezoo.create_model("sbc_transformer", input_size=3, output_size=3, hidden_size=32, history=4)
+    assert type(twm_sbc.memory.boundary) is AttentionBoundary
+    assert all(type(layer) is AttentionBoundary for layer in sbc.memory.boundary.transformer.layers)
+    layer = AttentionBoundary(4, 6, num_heads=2)
+    tokens = torch.randn(2, 9, 6)
+    sequence = layer.attend_sequence(tokens)  # every token over its window
+    for t in range(9):  # = the TWM boundary on the substrate of the last (up to) s tokens
+        assert (layer(tokens[:, max(0, t - 3) : t + 1]) - sequence[:, t]).abs().max() < 1e-12

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from wavezoo.core.operators import random_stable_var
+from wavezoo.core.systems import RandomMLPSystem
 from wavezoo.data import HDSDataModule
-from wavezoo.data.operators import random_stable_var
 from wavezoo.lbc import characteristic_value, embed_in_basis, lbc_matrix, shift_matrix
 from wavezoo.theorem import (
     twm_from_function,
@@ -44,11 +45,10 @@ def test_random_var_is_reproduced():
 
 
 def test_random_mlp_is_reproduced():
-    hds = HDSDataModule("mlp", dim=3, history=4, system_seed=5)
-    hds.mlp_in, hds.mlp_out = hds.mlp_in.double(), hds.mlp_out.double()
-    window = torch.randn(5, 4, 3)
-    expected = simulate(lambda xs: hds.evolve(torch.stack(xs, 1)), window, 40)
-    got = twm_from_function(hds.evolve, history=4, dim=3).rollout(window, 40)
+    mlp = RandomMLPSystem(3, 4, seed=5, dtype=torch.float64)
+    window = torch.randn(5, 4, 3, dtype=torch.float64)
+    expected = simulate(lambda xs: mlp(torch.stack(xs, 1)), window, 40)
+    got = twm_from_function(mlp, history=4, dim=3).rollout(window, 40)
     assert (got - expected).abs().max() < 1e-5
 
 
@@ -77,6 +77,7 @@ def test_lbc_matrix_is_shift_plus_low_rank_with_var_spectrum():
 
 
 def test_rnn_embedding_in_a_random_basis_gives_the_same_outputs():
+    torch.manual_seed(0)
     s, d, n = 3, 2, 10
     lag_phi = random_stable_var(d, s, radius=0.95, seed=3)
     twm = twm_from_lag_operators(lag_phi, input_mode="add")
@@ -92,3 +93,41 @@ def test_rnn_embedding_in_a_random_basis_gives_the_same_outputs():
     # The tanh RNN with the same weights is its linearisation at 0: small inputs give the same outputs.
     eps = 1e-4
     assert (weights.run(eps * inputs, "tanh") / eps - twm(inputs)).abs().max() < 1e-5
+
+
+def test_the_data_generator_and_the_models_share_the_twm_step():
+    """The HDS generator of a nonlinear f, the exact TWM and the trainable TWM all step through wave_step."""
+    hds = HDSDataModule("mlp", dim=3, history=4, system_seed=5)
+    window = torch.randn(5, 4, 3)
+    expected = simulate(lambda xs: hds.mlp(torch.stack(xs, 1)), window, 30)
+    assert (hds.rollout(window, 30) - expected).abs().max() < 1e-6
+    assert torch.equal(hds.rollout(window, 30), twm_from_function(hds.mlp, history=4, dim=3).rollout(window, 30))
+    same = RandomMLPSystem(3, 4, seed=5)  # the DataModule's system is the core one, drawn from system_seed
+    assert torch.equal(same(window), hds.mlp(window))
+
+
+@pytest.mark.parametrize("task", ["T1", "T2", "T3", "T4"])
+def test_trainable_twm_with_exact_weights_is_the_exact_twm(task):
+    import wavezoo
+    from wavezoo.data import VariableBindingDataModule
+
+    exact = twm_variable_binding(task)
+    model = wavezoo.create_model("twm_lbc", input_size=8, output_size=8, input_mode="replace", input_steps=8)
+    with torch.no_grad():
+        model.input_map.weight.copy_(torch.eye(8))
+        model.readout.weight.copy_(torch.eye(8))
+        model.memory.boundary.phi.copy_(exact.boundary.phi)
+    x = VariableBindingDataModule(task).eval_set("test")[0][0][:4].double()
+    assert torch.equal(model(x), exact(x))  # every step, the input phase included
+
+
+def test_replace_needs_the_number_of_input_steps():
+    from wavezoo import ConfigError
+
+    lag_phi = random_stable_var(2, 3, radius=0.9, seed=0)
+    with pytest.raises(ConfigError, match="input_mode='replace' needs input_steps"):
+        twm_from_lag_operators(lag_phi, "replace")
+    twm = twm_from_lag_operators(lag_phi, "replace", input_steps=3)
+    drive = torch.randn(2, 9, 2)
+    assert torch.equal(twm(drive)[:, :3], drive[:, :3])
+    assert torch.equal(twm(drive)[:, 3:], twm.rollout(drive[:, :3], 6))

@@ -1,6 +1,9 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
+import wavezoo
+from wavezoo import ConfigError
 from wavezoo.models.wave_rnn import WaveRNN
 
 
@@ -27,3 +30,75 @@ def test_initialisation_makes_a_traveling_wave():
     for t in range(4):  # the pulse written into cell 0 moves one cell per step around the ring
         assert torch.equal(h[t], torch.roll(h[0], -t, dims=-1))
     assert h[0, :, 0].eq(1).all() and h[0].sum() == 2
+
+
+@pytest.mark.parametrize(
+    ("hidden_size", "channels"),
+    [(600, 6), (32, 4), (64, 4), (128, 4), (256, 4), (512, 4), (1024, 4), (60, 6), (100, 4), (99, 3), (7, 1)],
+)
+def test_default_channels_divide_hidden_size(hidden_size, channels):
+    model = wavezoo.create_model("wave_rnn", input_size=2, output_size=2, hidden_size=hidden_size)
+    assert (model.channels, model.cells) == (channels, hidden_size // channels)
+    assert "channels" not in model.wavezoo_config["model_kwargs"]  # rebuilt from the same rule
+
+
+def test_builds_with_its_own_defaults_as_keller_et_al():
+    model = wavezoo.create_model("wave_rnn", input_size=8, output_size=8)
+    assert (model.hidden_size, model.channels, model.cells) == (600, 6, 100)
+
+
+@pytest.mark.parametrize(("hidden_size", "channels"), [(600, 6), (256, 4), (512, 16)])
+def test_published_settings_keep_their_channels(hidden_size, channels):
+    model = wavezoo.create_model("wave_rnn", input_size=1, output_size=10, hidden_size=hidden_size, channels=channels)
+    assert model.channels == channels and model.kernel.shape == (channels, channels, 3)
+
+
+def test_explicit_channels_must_divide():
+    with pytest.raises(ConfigError, match=r"^channels=6 must divide hidden_size=64$"):
+        wavezoo.create_model("wave_rnn", input_size=1, output_size=1, hidden_size=64, channels=6)
+    with pytest.raises(ConfigError, match=r"channels=0 is invalid"):
+        wavezoo.create_model("wave_rnn", input_size=1, output_size=1, hidden_size=64, channels=0)
+
+
+@pytest.mark.parametrize(("hidden_size", "channels", "kernel_size"), [(12, 3, 3), (12, 6, 5), (6, 6, 3), (40, 2, 7)])
+def test_structural_convolution_equals_the_block_circulant_matrix(hidden_size, channels, kernel_size):
+    torch.manual_seed(0)
+    model = WaveRNN(2, 2, hidden_size, channels=channels, kernel_size=kernel_size, shift_init=False).double()
+    h = torch.randn(3, hidden_size, dtype=torch.float64)
+    assert torch.allclose(model.convolve(h), h @ model.recurrent_matrix().T, atol=1e-12)
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+def test_steps_equal_the_fused_path_without_the_dense_matrix(monkeypatch, nonlinearity):
+    torch.manual_seed(0)
+    model = WaveRNN(3, 2, 24, channels=4, nonlinearity=nonlinearity, shift_init=False, solo_init=False).double()
+    with torch.no_grad():
+        model.input_map.weight.normal_()
+    x = torch.randn(2, 9, 3, dtype=torch.float64)
+    with torch.no_grad():
+        full = model(x)
+
+    def dense(*args):
+        raise AssertionError("forward_step built the dense W_hh")
+
+    monkeypatch.setattr(WaveRNN, "recurrent_matrix", dense)
+    state = model.initial_state(2, dtype=torch.float64)
+    assert state.shape == (2, 24) and not state.any()
+    outputs = []
+    with torch.no_grad():
+        for t in range(9):
+            y_t, state = model.step(x[:, t], state)
+            outputs.append(y_t)
+    assert torch.allclose(torch.stack(outputs, 1), full, atol=1e-12)
+    assert state.abs().sum() > 0
+
+
+def test_stepping_makes_the_traveling_wave():
+    model = WaveRNN(1, 1, 8, channels=2)
+    state = model.initial_state(1)
+    pulse, silence = torch.ones(1, 1), torch.zeros(1, 1)
+    _, first = model.step(pulse, state)
+    state = first
+    for t in range(1, 4):
+        _, state = model.step(silence, state)
+        assert torch.equal(state.view(2, 4), torch.roll(first.view(2, 4), -t, dims=-1))

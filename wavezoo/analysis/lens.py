@@ -21,6 +21,7 @@ from wavezoo.analysis.gradients import decay_per_step, input_lag_profile
 from wavezoo.analysis.linearize import linearize
 from wavezoo.analysis.plots import curves_figure, lattice_figure, matrices_figure, save_figures, spectra_figure
 from wavezoo.analysis.spectra import count_above, eigenvalues, spectral_error, task_operator
+from wavezoo.core.accuracy import sign_accuracy
 from wavezoo.errors import ConfigError
 
 THEORY_COUNT = {"T1": 64, "T2": 36, "T3": 36, "T4": 36}
@@ -36,20 +37,6 @@ def bitmap_315(extra_steps: int = 12) -> torch.Tensor:
         x[0, t, ink] = 1.0
     x[0, 8:] = 0.0
     return x
-
-
-def sign_accuracy(net: torch.nn.Module, batches) -> float:
-    """Fraction of masked output elements whose sign matches the target's (the paper's accuracy)."""
-    correct = total = 0
-    was_training = net.training
-    net.eval()
-    with torch.no_grad():
-        for x, y, mask in batches:
-            pred = net(x)
-            correct += int(((pred[mask] > 0) == (y[mask] > 0)).sum())
-            total += y[mask].numel()
-    net.train(was_training)
-    return correct / total
 
 
 def wave_lens(

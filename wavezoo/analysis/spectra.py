@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from wavezoo.data.operators import VARIABLE_BINDING_TASKS, signed_selection
+from wavezoo.core.operators import VARIABLE_BINDING_TASKS, signed_selection
 from wavezoo.lbc import lbc_matrix
 
 

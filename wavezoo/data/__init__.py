@@ -1,6 +1,7 @@
 """DataModules of the zoo: synthetic history-dependent tasks, classical memory benchmarks and real-data sequence
 classification benchmarks."""
 
+from wavezoo.core.operators import VARIABLE_BINDING_TASKS
 from wavezoo.data.base import SyntheticDataModule
 from wavezoo.data.benchmarks import (
     DigitsDataModule,
@@ -12,7 +13,6 @@ from wavezoo.data.benchmarks import (
 )
 from wavezoo.data.history import HDSDataModule, HistoryTaskDataModule, VariableBindingDataModule
 from wavezoo.data.memory import AddingDataModule, CopyDataModule
-from wavezoo.data.operators import VARIABLE_BINDING_TASKS
 from wavezoo.data.sequences import SequenceDataModule
 
 __all__ = [

@@ -16,14 +16,16 @@ from typing import Any
 
 import torch
 
-from wavezoo.data.base import Batch, SyntheticDataModule
-from wavezoo.data.operators import (
+from wavezoo.core.operators import (
     VARIABLE_BINDING_TASKS,
     generalized_fibonacci,
     linear_rollout,
     random_stable_var,
     signed_selection,
 )
+from wavezoo.core.systems import RandomMLPSystem
+from wavezoo.core.waves import wave_rollout
+from wavezoo.data.base import Batch, SyntheticDataModule
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 
 
@@ -192,30 +194,19 @@ class HDSDataModule(HistoryTaskDataModule):
         horizons = [50] if horizons is None else horizons  # only None means the default
         super().__init__(dim, history, horizons, curriculum_threshold, val_horizon, test_horizon, **kwargs)
         self.system = check_choice("system", system, ("fibonacci", "var", "mlp"))
-        self.phi: torch.Tensor | None = None
+        self.phi: torch.Tensor | None = None  # a linear system's lag operators
+        self.mlp: RandomMLPSystem | None = None  # the nonlinear system's f
         if system == "fibonacci":
             self.phi = generalized_fibonacci(dim, history, normalize)
         elif system == "var":
             self.phi = random_stable_var(dim, history, radius, seed=system_seed)
         else:
-            gen = torch.Generator().manual_seed(system_seed)
-            width = check_positive_int("mlp_hidden", mlp_hidden)
-            self.mlp_in = torch.randn(width, history * dim, generator=gen) * gain / (history * dim) ** 0.5
-            self.mlp_out = torch.randn(dim, width, generator=gen) * gain / width**0.5
+            self.mlp = RandomMLPSystem(dim, history, mlp_hidden, gain, system_seed)
 
     def initial_window(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(batch_size, self.history, self.dim, generator=generator)
 
-    def evolve(self, window: torch.Tensor) -> torch.Tensor:
-        """One step of the MLP system: x(t+1) = f(window), ``window [batch, s, d]`` oldest first."""
-        return torch.tanh(torch.tanh(window.flatten(1) @ self.mlp_in.T) @ self.mlp_out.T)
-
     def rollout(self, window: torch.Tensor, horizon: int) -> torch.Tensor:
-        if self.phi is not None:
+        if self.phi is not None:  # linear f: the closed form x(t+k) = (last block-row of M^k) vec(window)
             return linear_rollout(self.phi, window, horizon)
-        states = []
-        for _ in range(horizon):  # a nonlinear f has no closed form: step it
-            nxt = self.evolve(window)
-            states.append(nxt)
-            window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
-        return torch.stack(states, dim=1)
+        return wave_rollout(self.mlp, window, horizon)  # a nonlinear f has no closed form: the TWM with boundary f

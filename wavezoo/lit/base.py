@@ -11,9 +11,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import Callback
 from torchmetrics import MeanMetric, MetricCollection
 
 from wavezoo.errors import ConfigError, check_choice, check_positive_float
+from wavezoo.lit.curriculum import HorizonCurriculum
 from wavezoo.registry import create_model
 from wavezoo.trust import check_lightning_checkpoint, read_checkpoint
 
@@ -159,7 +161,8 @@ class SequenceTaskModule(pl.LightningModule):
                 f"{self.task_type}; pick the matching module (SequenceRegression or SequenceClassification)"
             )
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """The loss, and the batch accuracy for the curriculum (:class:`~wavezoo.lit.curriculum.HorizonCurriculum`)."""
         x, y, mask = batch
         outputs = self.net(x)
         loss = self.loss(outputs, y, mask)
@@ -167,17 +170,13 @@ class SequenceTaskModule(pl.LightningModule):
         logs = {"train/loss": loss.detach()}
         if accuracy is not None:
             logs["train/acc"] = accuracy
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if hasattr(datamodule, "report_train_accuracy"):
-            if accuracy is not None:
-                if self.trainer.world_size > 1:  # every rank must take the same curriculum decision
-                    accuracy = self.trainer.strategy.reduce(accuracy, reduce_op="mean")
-                datamodule.report_train_accuracy(float(accuracy))
-            logs["train/horizon"] = float(datamodule.horizon)
         # Lightning's log() costs about a millisecond a call: log training values only on logging steps.
         if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0:
             self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(x))
-        return loss
+        return {"loss": loss, "accuracy": accuracy}
+
+    def configure_callbacks(self) -> list[Callback]:
+        return [HorizonCurriculum()]
 
     def _evaluation_step(self, batch, metrics: MetricCollection, stage: str) -> None:
         x, y, mask = batch

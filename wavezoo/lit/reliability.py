@@ -12,8 +12,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from filelock import FileLock, Timeout
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.plugins.io import CheckpointIO, TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 
 from wavezoo.errors import ConfigError, TrainingDiverged
@@ -96,16 +96,43 @@ class StopOnNonFiniteLoss(Callback):
             )
 
 
-def quiet_trainer(**kwargs: Any) -> pl.Trainer:
-    """A Trainer for scripted runs (evaluation, sweeps): no logger, progress bar or model summary; ``kwargs``
-    add to or override these settings (checkpoints go through :class:`AtomicCheckpointIO`)."""
-    settings = {
-        "logger": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "plugins": [AtomicCheckpointIO()],
-    }
-    return pl.Trainer(**(settings | kwargs))
+class WavezooTrainer(pl.Trainer):
+    """``lightning.pytorch.Trainer`` with the zoo's safeguards always on (same arguments):
+
+    - checkpoints are read with ``weights_only=True`` and written atomically (:class:`AtomicCheckpointIO`, unless a
+      ``CheckpointIO`` plugin is given);
+    - a NaN or infinite loss stops training (:class:`StopOnNonFiniteLoss`);
+    - a ``rich`` progress bar when progress bars are on and none is given;
+    - ``enable_checkpointing=False`` also drops ``ModelCheckpoint`` callbacks instead of failing on them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs = with_safeguards(kwargs)
+        super().__init__(*args, **kwargs)
+
+
+def with_safeguards(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The Trainer keyword arguments of :class:`WavezooTrainer`: ``kwargs`` with the safeguards added."""
+    callbacks = kwargs.get("callbacks") or []
+    callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+    if kwargs.get("enable_checkpointing") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+    if kwargs.get("enable_progress_bar", True) is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(RichProgressBar())
+    if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
+        callbacks.append(StopOnNonFiniteLoss())
+    plugins = kwargs.get("plugins") or []
+    plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return {**kwargs, "callbacks": callbacks, "plugins": plugins}
+
+
+def quiet_trainer(**kwargs: Any) -> WavezooTrainer:
+    """A :class:`WavezooTrainer` for scripted runs (evaluation, sweeps): no logger, progress bar or model summary;
+    ``kwargs`` add to or override these settings."""
+    settings = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    return WavezooTrainer(**(settings | kwargs))
 
 
 class RunCheckpoint(ModelCheckpoint):

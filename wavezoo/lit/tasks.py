@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch.nn.functional as F
-from torchmetrics import MeanSquaredError, MetricCollection
-from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
 
+from wavezoo.core.accuracy import sign_agreement
 from wavezoo.lit.base import SequenceTaskModule
 
 
@@ -15,7 +16,7 @@ class SequenceRegression(SequenceTaskModule):
     """Regression on the masked steps: loss = mean over masked steps, batch and dims of (y_hat - y)^2.
 
     Metrics: ``mse`` and, with ``sign_accuracy`` (the paper's accuracy for +-1 targets), ``acc`` = fraction of
-    masked elements with sign(y_hat) == sign(y).
+    masked elements with sign(y_hat) == sign(y) (:func:`wavezoo.core.accuracy.sign_agreement`).
     """
 
     task_type = "regression"
@@ -27,7 +28,7 @@ class SequenceRegression(SequenceTaskModule):
     def build_metrics(self) -> MetricCollection:
         metrics = {"mse": MeanSquaredError()}
         if self.sign_accuracy:
-            metrics["acc"] = BinaryAccuracy(validate_args=False)
+            metrics["acc"] = MeanMetric()  # the mean of sign_agreement over every masked element
         return MetricCollection(metrics)
 
     def loss(self, outputs, targets, mask):
@@ -37,12 +38,12 @@ class SequenceRegression(SequenceTaskModule):
         pred, true = outputs[mask].detach(), targets[mask]
         metrics["mse"].update(pred, true)
         if self.sign_accuracy:
-            metrics["acc"].update((pred > 0).long(), (true > 0).long())
+            metrics["acc"].update(sign_agreement(pred, true).float())
 
     def batch_accuracy(self, outputs, targets, mask):
         if not self.sign_accuracy:
             return None
-        return ((outputs[mask] > 0) == (targets[mask] > 0)).float().mean()
+        return sign_agreement(outputs[mask], targets[mask]).float().mean()
 
 
 class SequenceClassification(SequenceTaskModule):

@@ -6,6 +6,11 @@ Elman (the paper's model, Karuvally et al. 2024, sec. 4)::
 
 GRU and LSTM replace the cell; the readout is always a per-step linear map of the last layer's hidden state.
 ``hidden_size`` is the width of the hidden state h of each layer (an LSTM also carries a cell state of that width).
+
+Streaming state (:meth:`RecurrentBaseline.initial_state`): torch's own ``h_n`` layout, ``[num_layers, batch,
+hidden_size]`` zeros at the start (Elman, iRNN, GRU), and the pair ``(h, c)`` of two such tensors for an LSTM.
+:meth:`RecurrentBaseline.forward_step` runs the same ``nn.RNN``/``nn.GRU``/``nn.LSTM`` module on a length-1
+sequence, so a step and the fused sequence kernel share every weight and equation.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import torch
 from torch import nn
 
 from wavezoo.errors import check_choice, check_positive_int
-from wavezoo.models.base import SequenceModel
+from wavezoo.models.base import SequenceModel, State
 from wavezoo.registry import register_model
 
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -53,6 +58,20 @@ class RecurrentBaseline(SequenceModel):
             input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=True, dropout=dropout, **kwargs
         )
         self.readout = nn.Linear(hidden_size, output_size, bias=readout_bias)
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """h(0) = 0 ``[num_layers, batch, hidden_size]``; for an LSTM the pair (h(0), c(0)) of such zeros."""
+        shape = (self.rnn.num_layers, check_positive_int("batch_size", batch_size), self.hidden_size)
+        h0 = torch.zeros(shape, **self.state_kwargs(device, dtype))
+        return (h0, torch.zeros_like(h0)) if self.cell == "lstm" else h0
+
+    def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        if self.cell == "lstm":
+            state = tuple(state)  # nn.LSTM insists on a tuple (h, c)
+        h, state = self.rnn(x_t.unsqueeze(1), state)
+        return self.readout(h[:, 0]), state
 
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
         """Last layer's hidden state h(t) for every step, ``[batch, time, hidden_size]`` (h(0) = 0)."""

@@ -6,12 +6,18 @@ An attention-only transformer (no MLP, no normalisation) with L layers of slidin
     z_0 = tokens,   z_l = [z_{l-1} +] SWA_l(z_{l-1}),   next token = z_L at the last position.
 
 Generating with a context of the last s tokens is exactly the TWM with boundary f(h) = transformer(h)[last]: the
-substrate is the context window (column i = the token i - s steps back from the newest), the interior shift is
+substrate is the context window (site i = the token s - i steps back from the newest), the interior shift is
 the window sliding by one token (the oldest leaves through the open end), and the boundary computes the next
-token. For one layer without residual this f is the paper's SBC, f(h) = sum_i softmax_i(q(h_s)^T k(h_i)) v(h_i).
+token. For one layer without residual this f is the paper's SBC, f(h) = sum_i softmax_i(q(h[s])^T k(h[i])) v(h[i]).
 Conditions of the exact equivalence: the context window equals the substrate length s; positions are indexed by
 the slot in the window (distance to the newest token), not by absolute time; queries come from the newest token;
 with ``residual=True`` (or L > 1) the boundary is the whole stack evaluated at the last position.
+
+The trainable model (:func:`sbc_transformer`) is this loop with inputs, a
+:class:`~wavezoo.models.twm.WaveMemoryModel`: the token of step t is the generated one plus the embedded input
+(``input_mode="add"``, every step an input by default) or, with ``input_mode="replace"`` and ``input_steps=k``,
+the embedded input x(1..k) followed by generated tokens; the output y(t) is the token of step t, which depends on
+x(t) and, through the attention over the window, on the earlier tokens.
 """
 
 from __future__ import annotations
@@ -79,33 +85,27 @@ class AttentionOnlyTransformer(nn.Module):
 class RingBufferGenerator:
     """Generation with one :class:`AttentionBoundary` layer over a ring buffer of ``s`` cached keys and values.
 
-    Buffer entry j holds the token written ``(newest - j) mod s`` steps ago, i.e. it sits in substrate column
+    Buffer entry j holds the token written ``(newest - j) mod s`` steps ago, i.e. it sits in substrate site
     (slot) s - 1 - ((newest - j) mod s); writing a token overwrites the oldest entry (the open end of the wave).
+    The attention itself is :meth:`AttentionBoundary.attend`, the same computation as the TWM boundary.
     """
 
     def __init__(self, layer: AttentionBoundary, prompt: torch.Tensor) -> None:
         self.layer = layer
         self.window = layer.history
-        self.keys = layer._heads(layer.key(prompt))  # [B, H, s, dh], content part of the keys
-        self.values = layer._heads(layer.value(prompt))
+        self.keys, self.values = layer.keys_values(prompt)  # [B, H, s, dh], content part of the keys
         self.newest = self.window - 1
         self.last = prompt[:, -1]
-        self.slot_keys = None if layer.positions is None else layer._heads(layer.key(layer.positions)[None])
 
     def step(self) -> torch.Tensor:
-        layer, s = self.layer, self.window
-        query = self.last if layer.positions is None else self.last + layer.positions[-1]
-        q = layer._heads(layer.query(query)[:, None])  # [B, H, 1, dh]
-        scores = q @ self.keys.transpose(-1, -2)
-        if self.slot_keys is not None:
-            entry = torch.arange(s, device=q.device)
-            slots = s - 1 - (self.newest - entry) % s
-            scores = scores + (q @ self.slot_keys.transpose(-1, -2))[..., slots]
-        mixed = (scores * layer.scale).softmax(-1) @ self.values
-        token = layer.output(mixed.transpose(1, 2).reshape(q.shape[0], 1, -1))[:, 0]
+        s = self.window
+        entry = torch.arange(s, device=self.keys.device)
+        slots = (s - 1 - (self.newest - entry) % s)[None]  # [1, s]: the site of each buffer entry
+        token = self.layer.attend(self.last[:, None], self.keys, self.values, slots)[:, 0]
         self.newest = (self.newest + 1) % s  # overwrite the oldest entry
-        self.keys[:, :, self.newest] = layer._heads(layer.key(token)[:, None])[:, :, 0]
-        self.values[:, :, self.newest] = layer._heads(layer.value(token)[:, None])[:, :, 0]
+        key, value = self.layer.keys_values(token[:, None])
+        self.keys[:, :, self.newest] = key[:, :, 0]
+        self.values[:, :, self.newest] = value[:, :, 0]
         self.last = token
         return token
 
@@ -135,15 +135,20 @@ def sbc_transformer(
     num_layers: int = 1,
     num_heads: int = 2,
     residual: bool = False,
-    input_mode: str = "replace",
+    input_mode: str = "add",
     autoregressive: bool | None = None,
+    input_steps: int | None = None,
 ) -> WaveMemoryModel:
     """The SBC model for training: an attention-only transformer generating autoregressively over a context of
     s = ``history`` tokens of width d = hidden_size / s (the TWM substrate), inputs written as tokens.
-    ``autoregressive`` (default: when input_size == output_size) feeds each generated output back as a token."""
+    ``autoregressive`` (default: when input_size == output_size) feeds each generated output back as a token.
+    Input rule (``input_mode``, ``input_steps``) as :func:`~wavezoo.models.twm.twm_lbc`; the equations are in
+    :class:`~wavezoo.models.twm.WaveMemoryModel`."""
     if autoregressive is None:
         autoregressive = input_size == output_size
     dim = wave_dim(hidden_size, history)
     transformer = AttentionOnlyTransformer(dim, history, num_layers, num_heads, residual=residual)
     boundary = TransformerBoundary(transformer)
-    return WaveMemoryModel(input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive)
+    return WaveMemoryModel(
+        input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive, input_steps
+    )

@@ -1,22 +1,34 @@
 """The Traveling-Wave Memory (TWM) of Karuvally, Sejnowski & Siegelmann (ICML 2024), exact and learnable.
 
-Substrate h(t) in R^{s x d}: column i = 1..s (oldest first, ``h[:, i - 1]``), wave j = 1..d. Each step
+Substrate h(t) in R^{s x d}: site i = 1..s (``h[:, i - 1]``; i = 1 is the oldest, at the open end, i = s is the
+start boundary), wave j = 1..d. One step, implemented once in :func:`wavezoo.core.waves.wave_step`:
 
-    h_i(t+1) = h_{i+1}(t)        for 1 <= i < s   (every wave moves one site towards the open end; h_1 leaves)
-    h_s(t+1) = f(h(t))                            (the start boundary computes from the whole substrate)
+    h[i, j](t) = h[i + 1, j](t - 1)     for 1 <= i < s   (every wave moves one site towards the open end; h[1] leaves)
+    h[s, :](t) = new(t)                                  (the start boundary)
 
-and the readout is the start column, y(t) = h_s(t). The shift is an index operation, never a dense (sd x sd)
-matmul. Boundary conditions f:
+The interior shift is an index operation (:func:`wavezoo.core.waves.shift_in`), never a dense (sd x sd) matmul.
+The start boundary computes from the whole substrate, f(h(t - 1)), and takes the input u(t) according to an
+explicit input rule:
 
-* LBC (:class:`LinearBoundary`): f(h) = sum_i Phi_i h_i. The whole update is then linear, H(t+1) = M H(t) with
-  M = S_s (x) I_d + e_s (x) [Phi_1 ... Phi_s] (shift + rank <= d), see :mod:`wavezoo.lbc`.
+    autonomous step:              new(t) = f(h(t - 1))
+    input step, input_mode="add":     new(t) = f(h(t - 1)) + u(t)
+    input step, input_mode="replace": new(t) = u(t)
+
+``input_steps = None`` makes every step an input step (a driven system, e.g. any sequence benchmark; needs
+``"add"``, since "replace" would never use f); ``input_steps = k`` makes steps 1..k of every sequence input steps
+and the following ones autonomous (the paper's protocol for history-dependent systems: ``"replace"`` with
+k = s writes the initial window x(1..s) into the substrate, then the TWM evolves on its own; inputs after step k
+are not read). The readout is the start column, y(t) = h[s](t). Boundary conditions f:
+
+* LBC (:class:`LinearBoundary`): f(h) = sum_i Phi_i h[i]. The whole update is then linear,
+  H(t) = M H(t-1) + e_s (x) u(t) in "add" mode, M = S_s (x) I_d + e_s (x) [Phi_1 ... Phi_s] (shift + rank <= d),
+  see :mod:`wavezoo.lbc`.
 * SBC (:class:`AttentionBoundary`): f(h) = softmax attention over the s columns with the newest column as query,
   which makes the TWM the autoregressive loop of an attention-only transformer (:mod:`wavezoo.models.sbc`).
-* any ``nn.Module`` mapping ``[batch, s, d] -> [batch, d]`` (e.g. an MLP for a nonlinear HDS).
+* any module or callable mapping ``[batch, s, d] -> [batch, d]`` (e.g. an MLP for a nonlinear HDS).
 
-Inputs are written at the start boundary: ``input_mode="replace"`` writes u(t) itself whenever an input is
-present (any nonzero entry) and computes f otherwise (the paper's protocol: s input steps, then autonomous
-evolution); ``input_mode="add"`` writes f(h) + u(t) at every step.
+Theorem 3.1: started from h(0) = (x(1), ..., x(s)), the autonomous TWM with boundary f reproduces the HDS
+x(t+1) = f(x(t-s+1), ..., x(t)), h[s](t) = x(s + t) (:func:`wavezoo.core.waves.wave_rollout`, :mod:`wavezoo.theorem`).
 """
 
 from __future__ import annotations
@@ -26,32 +38,28 @@ import math
 import torch
 from torch import nn
 
+from wavezoo.core.waves import IsInput, wave_rollout, wave_step, write_boundary
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
-from wavezoo.models.base import SequenceModel
+from wavezoo.models.base import SequenceModel, State
 from wavezoo.registry import register_model
 
-INPUT_MODES = ("replace", "add")
+INPUT_MODES = ("add", "replace")
 
-
-def shift_in(substrate: torch.Tensor, new_column: torch.Tensor) -> torch.Tensor:
-    """One wave step: drop the oldest column h_1, move every column one site down, write ``new_column`` as h_s."""
-    return torch.cat([substrate[:, 1:], new_column.unsqueeze(1)], dim=1)
-
-
-def write_boundary(
-    computed: torch.Tensor, drive: torch.Tensor | None, present: torch.Tensor | None, input_mode: str
-) -> torch.Tensor:
-    """The new start column from the boundary value and the input: ``"add"`` gives computed + drive;
-    ``"replace"`` gives drive where an input is ``present`` ([B, 1] bool) and computed elsewhere."""
-    if drive is None:
-        return computed
-    if input_mode == "add":
-        return computed + drive
-    return torch.where(present, drive, computed)
+def check_input_rule(input_mode: str, input_steps: int | None) -> tuple[str, int | None]:
+    """Validate the input rule (``input_mode``, ``input_steps``) and return it."""
+    input_mode = check_choice("input_mode", input_mode, INPUT_MODES)
+    if input_steps is not None:
+        input_steps = check_positive_int("input_steps", input_steps)
+    elif input_mode == "replace":
+        raise ConfigError(
+            "input_mode='replace' needs input_steps (the number of input steps before the autonomous evolution): "
+            "with every step an input the boundary would never act; use input_mode='add' for driven sequences"
+        )
+    return input_mode, input_steps
 
 
 class LinearBoundary(nn.Module):
-    """LBC: f(h) = sum_{i=1}^{s} Phi_i h_i with ``phi[i - 1] = Phi_i`` of shape ``[s, d, d]`` (Phi_s: newest)."""
+    """LBC: f(h) = sum_{i=1}^{s} Phi_i h[i] with ``phi[i - 1] = Phi_i`` of shape ``[s, d, d]`` (Phi_s: newest)."""
 
     def __init__(self, history: int, dim: int, phi: torch.Tensor | None = None, learnable: bool = True) -> None:
         super().__init__()
@@ -78,17 +86,20 @@ class LinearBoundary(nn.Module):
 
 
 class AttentionBoundary(nn.Module):
-    """SBC: multi-head softmax attention over the s columns, the newest column h_s as the query.
+    """SBC: multi-head softmax attention over the s columns, the newest column h[s] as the query.
 
         f(h) = W_o concat_heads( sum_i softmax_i( q^T k_i * scale ) v_i ),
-        q = W_q (h_s + e_s),  k_i = W_k (h_i + e_i),  v_i = W_v h_i.
+        q = W_q (h[s] + e_s),  k_i = W_k (h[i] + e_i),  v_i = W_v h[i].
 
     With one head, no output map, no positions and ``scale = 1`` this is the paper's
-    h_s(t+1) = sum_i softmax_i(h_i^T K^T Q h_s) V h_i. ``positions=True`` adds a learned embedding e_i of the
-    column index to queries and keys (softmax attention is otherwise blind to where a column sits in the wave, and
-    the query needs e_s to prefer a column whatever its content). The same layer attends over
-    a whole sequence with a sliding window of s tokens (:meth:`attend_sequence`), which is how the attention-only
-    transformer of :mod:`wavezoo.models.sbc` uses it.
+    h[s](t+1) = sum_i softmax_i(h[i]^T K^T Q h[s]) V h[i]. ``positions=True`` adds a learned embedding e_i of the
+    site index to queries and keys (softmax attention is otherwise blind to where a column sits in the wave, and
+    the query needs e_s to prefer a column whatever its content).
+
+    This is the one attention boundary of wavezoo: :meth:`forward` (one query over a substrate: the TWM
+    boundary of ``twm_sbc``), :meth:`attend_sequence` (every token of a sequence over a sliding window of s tokens:
+    a layer of the attention-only transformer of :mod:`wavezoo.models.sbc`) and the ring buffer of cached keys and
+    values (:class:`~wavezoo.models.sbc.RingBufferGenerator`) all compute through :meth:`attend`.
     """
 
     def __init__(
@@ -116,34 +127,43 @@ class AttentionBoundary(nn.Module):
         self.positions = nn.Parameter(torch.randn(history, dim) / math.sqrt(dim)) if positions else None
         self.scale = 1 / math.sqrt(self.head_dim) if scale is None else float(scale)
 
-    def _heads(self, z: torch.Tensor) -> torch.Tensor:
+    def heads(self, z: torch.Tensor) -> torch.Tensor:
         """``[B, T, H * dh] -> [B, H, T, dh]``."""
         return z.reshape(z.shape[0], z.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
 
-    def attend(
-        self, queries: torch.Tensor, tokens: torch.Tensor, slots: torch.Tensor, allowed: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Attention of ``queries [B, Tq, d]`` over ``tokens [B, Tk, d]``.
+    def keys_values(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The content keys W_k h[i] and values W_v h[i] of ``tokens [B, T, d]``, each ``[B, H, T, dh]``."""
+        return self.heads(self.key(tokens)), self.heads(self.value(tokens))
 
-        ``slots [Tq, Tk]`` is the substrate column (0 = oldest .. s-1 = newest) that token k occupies as seen from
-        query q (it selects the position offset p); ``allowed [Tq, Tk]`` masks the pairs outside the window.
+    def attend(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        slots: torch.Tensor,
+        allowed: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Attention of ``queries [B, Tq, d]`` over tokens given by their :meth:`keys_values` ``[B, H, Tk, dh]``.
+
+        ``slots [Tq, Tk]`` is the substrate site (0 = oldest .. s-1 = newest) that token k occupies as seen from
+        query q (it selects the position term W_k e_slot); ``allowed [Tq, Tk]`` masks the pairs outside the window.
         """
         if self.positions is not None:
-            queries = queries + self.positions[-1]  # queries always sit in the newest slot
-        q, k, v = self._heads(self.query(queries)), self._heads(self.key(tokens)), self._heads(self.value(tokens))
-        scores = q @ k.transpose(-1, -2)
+            queries = queries + self.positions[-1]  # queries always sit in the newest site
+        q = self.heads(self.query(queries))
+        scores = q @ keys.transpose(-1, -2)
         if self.positions is not None:  # k_i + W_k e_slot, the slot of each key as seen from each query
-            by_slot = q @ self._heads(self.key(self.positions)[None]).transpose(-1, -2)  # [B, H, Tq, s]
+            by_slot = q @ self.heads(self.key(self.positions)[None]).transpose(-1, -2)  # [B, H, Tq, s]
             scores = scores + by_slot.gather(-1, slots.expand(*by_slot.shape[:2], *slots.shape))
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
-        mixed = (scores * self.scale).softmax(-1) @ v
+        mixed = (scores * self.scale).softmax(-1) @ values
         return self.output(mixed.transpose(1, 2).reshape(queries.shape[0], queries.shape[1], -1))
 
     def forward(self, substrate: torch.Tensor) -> torch.Tensor:
         columns = substrate.shape[1]
         slots = torch.arange(self.history - columns, self.history, device=substrate.device)[None]
-        return self.attend(substrate[:, -1:], substrate, slots)[:, 0]
+        return self.attend(substrate[:, -1:], *self.keys_values(substrate), slots)[:, 0]
 
     def attend_sequence(self, tokens: torch.Tensor) -> torch.Tensor:
         """Causal sliding-window self-attention: token t attends to tokens t-s+1..t, token t-l in slot s-1-l."""
@@ -151,52 +171,64 @@ class AttentionBoundary(nn.Module):
         lag = steps[:, None] - steps[None, :]
         allowed = (lag >= 0) & (lag < self.history)
         slots = (self.history - 1 - lag).clamp(0, self.history - 1)
-        return self.attend(tokens, tokens, slots, allowed)
+        return self.attend(tokens, *self.keys_values(tokens), slots, allowed)
 
 
 class TravelingWaveMemory(nn.Module):
     """The exact TWM: an s x d substrate, the shift interior, an open end and a boundary ``f``.
 
-    ``forward(u [B, T, d]) -> y [B, T, d]`` runs from ``h(0) = 0`` (or ``initial``), writing inputs at the start
-    boundary (``input_mode``) and reading y(t) = h_s(t). :meth:`rollout` evolves a given substrate autonomously
-    (Theorem 3.1: with h(0) = (x(1), ..., x(s)) it reproduces the HDS x(t+1) = f(x(t), ..., x(t-s+1))).
+    ``forward(u [B, T, d]) -> y [B, T, d]`` runs from h(0) = 0 (or ``initial``), writing u(t) at the start
+    boundary by the input rule (``input_mode``, ``input_steps``; see the module docstring) and reading
+    y(t) = h[s](t). :meth:`rollout` evolves a given substrate autonomously (Theorem 3.1: with
+    h(0) = (x(1), ..., x(s)) it reproduces the HDS x(t+1) = f(x(t-s+1), ..., x(t))).
     """
 
-    def __init__(self, history: int, dim: int, boundary: nn.Module, input_mode: str = "replace") -> None:
+    def __init__(
+        self,
+        history: int,
+        dim: int,
+        boundary: nn.Module,
+        input_mode: str = "add",
+        input_steps: int | None = None,
+    ) -> None:
         super().__init__()
         self.history = check_positive_int("history", history)
         self.dim = check_positive_int("dim", dim)
         self.boundary = boundary
-        self.input_mode = check_choice("input_mode", input_mode, INPUT_MODES)
+        self.input_mode, self.input_steps = check_input_rule(input_mode, input_steps)
 
-    def initial_substrate(self, batch: int, like: torch.Tensor) -> torch.Tensor:
-        return like.new_zeros(batch, self.history, self.dim)
+    def initial_substrate(self, batch: int, **kwargs) -> torch.Tensor:
+        """h(0) = 0, ``[batch, s, d]`` (``kwargs``: device, dtype)."""
+        return torch.zeros(batch, self.history, self.dim, **kwargs)
 
-    def step(self, substrate: torch.Tensor, drive: torch.Tensor | None = None) -> torch.Tensor:
-        """h(t) -> h(t+1); ``drive [B, d]`` is the input written at the start boundary (None: autonomous)."""
-        present = None if drive is None else drive.ne(0).any(-1, keepdim=True)
-        return shift_in(substrate, write_boundary(self.boundary(substrate), drive, present, self.input_mode))
+    def is_input(self, t: int) -> bool:
+        """Whether step t (1-based) is an input step."""
+        return self.input_steps is None or t <= self.input_steps
+
+    def step(self, substrate: torch.Tensor, drive: torch.Tensor | None = None, is_input: IsInput = True):
+        """h(t-1) -> h(t); ``drive [B, d]`` is the input u(t) written at the start boundary (None: autonomous)."""
+        return wave_step(substrate, self.boundary, drive, is_input, self.input_mode)[0]
 
     def rollout(self, substrate: torch.Tensor, steps: int) -> torch.Tensor:
-        """Autonomous evolution: the boundary columns h_s(1..steps), ``[B, steps, d]``."""
-        check_positive_int("steps", steps)
-        out = []
-        for _ in range(steps):
-            substrate = self.step(substrate)
-            out.append(substrate[:, -1])
-        return torch.stack(out, dim=1)
+        """Autonomous evolution: the boundary columns h[s](1..steps), ``[B, steps, d]``."""
+        return wave_rollout(self.boundary, substrate, steps)
 
     def run(self, drive: torch.Tensor, initial: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Drive with ``drive [B, T, d]``; returns the readout ``[B, T, d]`` and the final substrate."""
-        substrate = self.initial_substrate(drive.shape[0], drive) if initial is None else initial
+        substrate = initial
+        if substrate is None:
+            substrate = self.initial_substrate(drive.shape[0], device=drive.device, dtype=drive.dtype)
         out = []
         for t in range(drive.shape[1]):
-            substrate = self.step(substrate, drive[:, t])
+            substrate = self.step(substrate, drive[:, t], self.is_input(t + 1))
             out.append(substrate[:, -1])
         return torch.stack(out, dim=1), substrate
 
     def forward(self, drive: torch.Tensor, initial: torch.Tensor | None = None) -> torch.Tensor:
         return self.run(drive, initial)[0]
+
+    def extra_repr(self) -> str:
+        return f"history={self.history}, dim={self.dim}, input_mode={self.input_mode!r}, input_steps={self.input_steps}"
 
 
 def wave_dim(hidden_size: int, history: int) -> int:
@@ -208,16 +240,32 @@ def wave_dim(hidden_size: int, history: int) -> int:
 
 
 class WaveMemoryModel(SequenceModel):
-    """A trainable TWM: input map, traveling-wave substrate with a learned boundary, linear readout.
+    """A trainable TWM: input map W_in, traveling-wave substrate h[i, j] with a learned boundary f, readout W_out.
 
-        z(t) = f(h(t-1)),   y(t) = W_out z(t),
-        h(t) = shift-in(h(t-1), new),   new = W_in u(t) if an input is present, else the generated column
+    Each step t, with c(t) = f(h(t-1)) and the input rule of the module docstring (``input_mode``,
+    ``input_steps``; an input step writes u(t) = W_in x(t)):
 
-    The generated column is z(t) itself, or with ``autoregressive=True`` the generated output fed back as a token,
-    W_in y(t) (then every column holds an embedded token, as in a transformer's context window; needs
-    input_size == output_size). ``input_mode="add"`` writes generated + W_in u(t) at every step instead.
-    ``hidden_size`` = s * d state units (s = ``history`` columns of d waves); the boundary is any module
-    ``[B, s, d] -> [B, d]`` (LBC, SBC, a transformer).
+    * ``autoregressive=False`` (the columns are hidden states):
+
+          h[s](t) = c(t) + W_in x(t)   (input step, "add")  |  W_in x(t)  (input step, "replace")  |  c(t)  (else)
+          y(t)    = W_out h[s](t)                                              (readout of the start column)
+
+    * ``autoregressive=True`` (every column holds an embedded token, as in a transformer's context window; needs
+      input_size == output_size): the boundary's value is read out as the predicted token y^(t) = W_out c(t) and
+      the token at step t is
+
+          v(t)    = y^(t) + x(t)   (input step, "add")  |  x(t)  (input step, "replace")  |  y^(t)  (else)
+          h[s](t) = W_in v(t),   y(t) = v(t)
+
+      so the generated outputs are fed back as tokens (W_in W_out c(t) on autonomous steps).
+
+    With the default input rule (``"add"``, ``input_steps=None``: every step is an input) the TWM is a driven
+    recurrence, y(t) depends on x(t) and on x(t-1), ..., through the substrate, and every parameter learns on
+    dense inputs. The paper's protocol is ``input_mode="replace"`` with ``input_steps=s``.
+
+    Streaming state: ``(substrate [B, s, d], steps [B] long)``, the substrate h(t) and the number of steps taken
+    (which decides whether the next step is an input step). ``hidden_size`` = s * d state units (s = ``history``
+    columns of d waves); the boundary is any module ``[B, s, d] -> [B, d]`` (LBC, SBC, a transformer).
     """
 
     def __init__(
@@ -227,8 +275,9 @@ class WaveMemoryModel(SequenceModel):
         hidden_size: int,
         boundary: nn.Module,
         history: int,
-        input_mode: str = "replace",
+        input_mode: str = "add",
         autoregressive: bool = False,
+        input_steps: int | None = None,
     ) -> None:
         super().__init__(input_size, output_size, hidden_size)
         dim = wave_dim(hidden_size, history)
@@ -237,9 +286,9 @@ class WaveMemoryModel(SequenceModel):
                 f"autoregressive=True feeds outputs back as inputs: needs input_size == output_size, "
                 f"got {input_size} and {output_size}"
             )
-        self.autoregressive = autoregressive
+        self.autoregressive = bool(autoregressive)
         self.input_map = nn.Linear(input_size, dim, bias=False)
-        self.memory = TravelingWaveMemory(history, dim, boundary, input_mode)
+        self.memory = TravelingWaveMemory(history, dim, boundary, input_mode, input_steps)
         self.readout = nn.Linear(dim, output_size, bias=False)
         with torch.no_grad():  # a matched write/read pair: W_in orthogonal, W_out = W_in^T (restricted to outputs)
             nn.init.orthogonal_(self.input_map.weight)
@@ -247,17 +296,48 @@ class WaveMemoryModel(SequenceModel):
             if pair is not None and output_size <= dim:
                 self.readout.weight.copy_(pair)
 
+    @property
+    def input_mode(self) -> str:
+        return self.memory.input_mode
+
+    @property
+    def input_steps(self) -> int | None:
+        return self.memory.input_steps
+
+    def feed_back(self, computed: torch.Tensor) -> torch.Tensor:
+        """The generated column of the autoregressive model: the predicted token re-embedded, W_in W_out c(t)."""
+        return self.input_map(self.readout(computed))
+
+    def advance(
+        self, substrate: torch.Tensor, x_t: torch.Tensor, drive: torch.Tensor, is_input: IsInput
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the model from h(t-1): (y(t), h(t)); ``drive`` = W_in x(t)."""
+        feedback = self.feed_back if self.autoregressive else None
+        substrate, computed = wave_step(substrate, self.memory.boundary, drive, is_input, self.input_mode, feedback)
+        if self.autoregressive:
+            return write_boundary(self.readout(computed), x_t, is_input, self.input_mode), substrate
+        return self.readout(substrate[:, -1]), substrate
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
+        """(h(0) = 0 ``[batch, s, d]``, steps taken = 0 ``[batch]``)."""
+        kwargs = self.state_kwargs(device, dtype)
+        steps = torch.zeros(batch_size, dtype=torch.long, device=kwargs["device"])
+        return self.memory.initial_substrate(batch_size, **kwargs), steps
+
+    def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        substrate, steps = state
+        is_input = True if self.input_steps is None else (steps < self.input_steps)[:, None]
+        y_t, substrate = self.advance(substrate, x_t, self.input_map(x_t), is_input)
+        return y_t, (substrate, steps + 1)
+
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        drive, present = self.input_map(x), x.ne(0).any(-1, keepdim=True)
-        substrate = self.memory.initial_substrate(x.shape[0], drive)
+        """The scan from h(0) = 0, with the input map applied to the whole sequence at once."""
+        drive = self.input_map(x)
+        substrate = self.memory.initial_substrate(x.shape[0], device=x.device, dtype=drive.dtype)
         outputs = []
         for t in range(x.shape[1]):
-            computed = self.memory.boundary(substrate)
-            output = self.readout(computed)
-            generated = self.input_map(output) if self.autoregressive else computed
-            new = write_boundary(generated, drive[:, t], present[:, t], self.memory.input_mode)
-            substrate = shift_in(substrate, new)
-            outputs.append(output if self.autoregressive else self.readout(new))
+            y_t, substrate = self.advance(substrate, x[:, t], drive[:, t], self.memory.is_input(t + 1))
+            outputs.append(y_t)
         return torch.stack(outputs, dim=1)
 
 
@@ -267,12 +347,17 @@ def twm_lbc(
     output_size: int,
     hidden_size: int = 64,
     history: int = 8,
-    input_mode: str = "replace",
+    input_mode: str = "add",
     autoregressive: bool = False,
+    input_steps: int | None = None,
 ) -> WaveMemoryModel:
-    """TWM with a learned linear boundary f(h) = sum_i Phi_i h_i (default s = 8 columns of d = 8 waves)."""
+    """TWM with a learned linear boundary f(h) = sum_i Phi_i h[i] (default s = 8 columns of d = hidden_size / 8
+    waves). Input rule: ``input_mode`` "add" (default) or "replace", ``input_steps`` None (default: every step is
+    an input) or k (steps 1..k are inputs, then autonomous); the paper's protocol is "replace" with k = s."""
     boundary = LinearBoundary(history, wave_dim(hidden_size, history))
-    return WaveMemoryModel(input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive)
+    return WaveMemoryModel(
+        input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive, input_steps
+    )
 
 
 @register_model
@@ -283,9 +368,13 @@ def twm_sbc(
     history: int = 8,
     num_heads: int = 1,
     positions: bool = True,
-    input_mode: str = "replace",
+    input_mode: str = "add",
     autoregressive: bool = False,
+    input_steps: int | None = None,
 ) -> WaveMemoryModel:
-    """TWM with a learned self-attention boundary over its s columns (query = newest column)."""
+    """TWM with a learned self-attention boundary over its s columns (query = newest column); sizes and input
+    rule as :func:`twm_lbc`."""
     boundary = AttentionBoundary(history, wave_dim(hidden_size, history), num_heads, positions=positions)
-    return WaveMemoryModel(input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive)
+    return WaveMemoryModel(
+        input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive, input_steps
+    )

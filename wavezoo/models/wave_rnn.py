@@ -7,9 +7,20 @@ channels). With the shift initialisation of u every channel moves its content on
 wave around the ring); the "solo" initialisation of V writes every input into cell 0 of each channel.
 ``hidden_size`` = c * n state units.
 
+Channels: ``hidden_size`` is split into c channels x n = hidden_size // c cells. An explicit ``channels`` must divide
+``hidden_size``. Left out (``channels=None``), c is the first of :data:`DEFAULT_CHANNELS` = (6, 4, 3, 2, 1) that
+divides ``hidden_size``: 6 whenever it divides (600 -> 6 x 100, the family's default), else 4 (so every power of
+two from 4 up: 32 -> 4 x 8, 64 -> 4 x 16, ..., 1024 -> 4 x 256), else 3 (odd multiples of 3), else 2 (other even
+sizes), else a single ring of ``hidden_size`` cells. A few channels keep the rings long: the ring length n is how
+many steps a wave carries an input before it comes round again. The published checkpoints name their channels.
+
 The recurrence runs in torch's fused RNN kernel: the convolution is a structured (block-circulant) matrix
 W_hh = sum_k u[:, :, k] (x) P_k, P_k the cyclic shift by k - k // 2, rebuilt from u at each forward so that
 gradients flow to the kernel.
+
+Streaming state: h(t) ``[batch, hidden_size]`` in the same channel-major (channel, cell) layout, zeros at the start.
+:meth:`WaveRNN.forward_step` applies the convolution structurally (:meth:`WaveRNN.convolve`: the k taps over the
+circularly padded rings), never the dense W_hh, and equals the fused path to float32 rounding.
 """
 
 from __future__ import annotations
@@ -18,8 +29,16 @@ import torch
 from torch import nn
 
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
-from wavezoo.models.base import SequenceModel
+from wavezoo.models.base import SequenceModel, State
 from wavezoo.registry import register_model
+
+DEFAULT_CHANNELS = (6, 4, 3, 2, 1)  # channels=None: the first of these that divides hidden_size
+
+
+def default_channels(hidden_size: int) -> int:
+    """The number of channels of a wRNN with ``channels=None``: the first of :data:`DEFAULT_CHANNELS` that divides
+    ``hidden_size`` (6 for 600 = 6 x 100, 4 for powers of two, 1 when nothing else does)."""
+    return next(c for c in DEFAULT_CHANNELS if hidden_size % c == 0)
 
 
 def cyclic_shifts(cells: int, kernel_size: int) -> torch.Tensor:
@@ -35,7 +54,8 @@ class WaveRNN(SequenceModel):
     """wRNN with ``channels`` x ``hidden_size // channels`` cells.
 
     Args:
-        channels: c, the number of wave channels.
+        channels: c, the number of wave channels; must divide ``hidden_size``. ``None`` (default): the first of
+            (6, 4, 3, 2, 1) that divides ``hidden_size`` (see :func:`default_channels`).
         kernel_size: taps of the circular convolution (odd).
         nonlinearity: ``"relu"`` (Keller et al.) or ``"tanh"``.
         shift_init: initialise u as a one-cell shift per channel (else small random).
@@ -47,13 +67,15 @@ class WaveRNN(SequenceModel):
         input_size: int,
         output_size: int,
         hidden_size: int,
-        channels: int = 6,
+        channels: int | None = None,
         kernel_size: int = 3,
         nonlinearity: str = "relu",
         shift_init: bool = True,
         solo_init: bool = True,
     ) -> None:
         super().__init__(input_size, output_size, hidden_size)
+        if channels is None:
+            channels = default_channels(hidden_size)
         self.channels = check_positive_int("channels", channels)
         if hidden_size % channels:
             raise ConfigError(f"channels={channels} must divide hidden_size={hidden_size}")
@@ -101,8 +123,39 @@ class WaveRNN(SequenceModel):
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
         return self.readout(self.hidden_states(x))
 
+    # -- streaming --------------------------------------------------------------------------------------------
+    def initial_state(
+        self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """h(0) = 0, ``[batch, hidden_size]`` (channel-major: channel, cell)."""
+        batch_size = check_positive_int("batch_size", batch_size)
+        return torch.zeros(batch_size, self.hidden_size, **self.state_kwargs(device, dtype))
+
+    def convolve(self, h: torch.Tensor) -> torch.Tensor:
+        """u (*) h for states ``h`` ``[batch, hidden_size]``: the circular convolution over the cells of each ring,
+        computed from its k taps (O(c^2 k n) work), never with the dense W_hh (O(c^2 n^2)).
+
+        out[b, a, i] = sum_{c', j} u[a, c', j] h[b, c', (i + j - k // 2) mod n], i.e. ``conv1d`` with circular
+        padding, written as windows of the circularly padded rings times the kernel (a matmul, so it runs at the
+        same float32 precision as the fused path's matmuls; cuDNN may run a float32 ``conv1d`` in TF32).
+        """
+        rings = h.reshape(h.shape[0], self.channels, self.cells)
+        half = self.kernel_size // 2
+        # circular padding by wrapping (F.pad's circular mode cannot pad by more than the ring length)
+        index = torch.arange(-half, self.cells + half, device=h.device) % self.cells
+        windows = rings[:, :, index].unfold(-1, self.kernel_size, 1)  # [batch, c, n, k]
+        return torch.einsum("abk,nbik->nai", self.kernel, windows).reshape(h.shape[0], self.hidden_size)
+
+    def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        act = torch.relu if self.nonlinearity == "relu" else torch.tanh
+        h = act(self.convolve(state) + self.input_map(x_t))
+        return self.readout(h), h
+
 
 @register_model
 def wave_rnn(input_size: int, output_size: int, hidden_size: int = 600, **kwargs) -> WaveRNN:
-    """Keller et al.'s wRNN (default 6 channels x 100 cells, kernel 3, ReLU, shift and solo initialisation)."""
+    """Keller et al.'s wRNN (default 6 channels x 100 cells, kernel 3, ReLU, shift and solo initialisation).
+
+    With another ``hidden_size`` and no ``channels``, the channels are the first of (6, 4, 3, 2, 1) that divides it.
+    """
     return WaveRNN(input_size, output_size, hidden_size, **kwargs)

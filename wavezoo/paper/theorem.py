@@ -7,8 +7,8 @@ import torch
 
 def theorem_checks() -> dict[str, float]:
     """Max deviations of the exact constructions (all should be ~0 in float64)."""
-    from wavezoo.data import HDSDataModule
-    from wavezoo.data.operators import random_stable_var
+    from wavezoo.core.operators import random_stable_var
+    from wavezoo.core.systems import RandomMLPSystem
     from wavezoo.lbc import characteristic_value, embed_in_basis, lbc_matrix, shift_matrix
     from wavezoo.models.sbc import AttentionOnlyTransformer
     from wavezoo.models.twm import TravelingWaveMemory
@@ -28,9 +28,8 @@ def theorem_checks() -> dict[str, float]:
     fib_ref = simulate(lambda xs: sum(xs), window, 10 * s)
     lag_phi = random_stable_var(d, s, 0.98, seed=1)
     var_ref = simulate(lambda xs: sum(lag_phi[k] @ xs[-1 - k].T for k in range(s)).T, window, 10 * s)
-    hds = HDSDataModule("mlp", dim=d, history=s, system_seed=2)
-    hds.mlp_in, hds.mlp_out = hds.mlp_in.double(), hds.mlp_out.double()
-    mlp_ref = simulate(lambda xs: hds.evolve(torch.stack(xs, 1)), window, 10 * s)
+    mlp = RandomMLPSystem(d, s, seed=2, dtype=torch.float64)  # HDSDataModule("mlp", system_seed=2)'s system
+    mlp_ref = simulate(lambda xs: mlp(torch.stack(xs, 1)), window, 10 * s)
     m = lbc_matrix(lag_phi.flip(0))
     rnn = embed_in_basis(lag_phi.flip(0), torch.randn(3 * s * d, s * d, dtype=torch.float64))
     drive = torch.randn(4, 30, d, dtype=torch.float64)
@@ -46,7 +45,7 @@ def theorem_checks() -> dict[str, float]:
             (twm_from_lag_operators(lag_phi).rollout(window, 10 * s) - var_ref).abs().max()
         ),
         "C1 random MLP, max error": float(
-            (twm_from_function(hds.evolve, s, d).rollout(window, 10 * s) - mlp_ref).abs().max()
+            (twm_from_function(mlp, s, d).rollout(window, 10 * s) - mlp_ref).abs().max()
         ),
         "C2 rank(M - shift) - d (<= 0)": float(torch.linalg.matrix_rank(m - shift_matrix(s, d)) - d),
         "C2 max |det(char. polynomial)| at eig(M)": max(

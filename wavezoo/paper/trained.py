@@ -22,8 +22,9 @@ from wavezoo.analysis import (
     task_operator,
     wave_basis,
 )
-from wavezoo.analysis.lens import THEORY_COUNT, WAVE_FRAMES, bitmap_315, sign_accuracy, travel_score
+from wavezoo.analysis.lens import THEORY_COUNT, WAVE_FRAMES, bitmap_315, travel_score
 from wavezoo.analysis.plots import curves_figure, lattice_figure, matrices_figure, spectra_figure
+from wavezoo.core.accuracy import sign_accuracy
 from wavezoo.paper.table1 import PAPER_TABLE1
 
 #: Gradient study (C9): published checkpoints per task, and the last output step of the loss (None = the last
