@@ -264,25 +264,24 @@ class H3Block(nn.Module):
 
     def scan(self, z: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """``z [B, L, width]`` from ``state`` -> (outputs, final state), in the SSMs' mode."""
-        x = self.norm(z)
-        if self.gating:
-            shifted, first = self.shift_ssm.scan(self.key(x), state[0])
-            mixed, second = self.ssm.scan(shifted * self.value(x), state[1])
-            return z + self.output(self.query(x) * mixed), (first, second)
-        mixed, only = self.ssm.scan(self.value(x), state[0])
-        return z + self.output(mixed), (only,)
+        return self.advance(z, state, lambda ssm, u, registers: ssm.scan(u, registers))
 
     def forward_step(
         self, z_t: torch.Tensor, state: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """One step ``z_t [B, width]``."""
-        x = self.norm(z_t)
+        return self.advance(z_t, state, lambda ssm, u, registers: ssm.step(u, registers))
+
+    def advance(self, z: torch.Tensor, state: tuple[torch.Tensor, ...], run) -> tuple[torch.Tensor, tuple]:
+        """The block on ``z`` (a chunk or one step) from ``state``; ``run(ssm, u, registers) -> (y, registers)``
+        advances one SSM (its ``scan`` or ``step``)."""
+        x = self.norm(z)
         if self.gating:
-            shifted, first = self.shift_ssm.step(self.key(x), state[0])
-            mixed, second = self.ssm.step(shifted * self.value(x), state[1])
-            return z_t + self.output(self.query(x) * mixed), (first, second)
-        mixed, only = self.ssm.step(self.value(x), state[0])
-        return z_t + self.output(mixed), (only,)
+            shifted, first = run(self.shift_ssm, self.key(x), state[0])
+            mixed, second = run(self.ssm, shifted * self.value(x), state[1])
+            return z + self.output(self.query(x) * mixed), (first, second)
+        mixed, only = run(self.ssm, self.value(x), state[0])
+        return z + self.output(mixed), (only,)
 
 
 class LBCSSM(SequenceModel):
