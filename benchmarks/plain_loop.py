@@ -1,10 +1,11 @@
 """Reference: the paper's variable-binding protocol as a plain PyTorch loop (no Lightning).
 
-    python -m benchmarks.plain_loop --task T1 --steps 3000
+    python -m benchmarks.plain_loop --task T1 --steps 3000 [--threshold 0.9]
 
 Same model (Elman tanh, no biases), data generator, loss (masked MSE), optimiser (Adam 1e-3), clipping (1.0),
-batch (64) and curriculum (10/20/40/60/100, threshold 0.9) as ``configs/variable_binding/elman.yaml``; prints
-steps/s and the test sign accuracy at horizon 200. ``wavezoo fit`` is benchmarked against this loop.
+batch (64) and curriculum (10/20/40/60/100, threshold 0.98 unless ``--threshold``) as
+``configs/variable_binding/elman.yaml``; prints steps/s and the test sign accuracy
+at horizon 200. ``wavezoo fit`` is benchmarked against this loop.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ def evaluate(model, data: VariableBindingDataModule) -> float:
     return correct / total
 
 
-def train(task: str, steps: int, hidden: int = 128, seed: int = 0, log_every: int = 500) -> dict[str, float]:
+def train(
+    task: str, steps: int, hidden: int = 128, seed: int = 0, log_every: int = 500, threshold: float = 0.98
+) -> dict[str, float]:
     torch.manual_seed(seed)
-    data = VariableBindingDataModule(task, seed=seed)
+    data = VariableBindingDataModule(task, seed=seed, curriculum_threshold=threshold)
     model = create_model("elman", input_size=8, output_size=8, hidden_size=hidden)
     optim = torch.optim.Adam(model.parameters(), lr=1e-3)
     start = time.perf_counter()
@@ -56,8 +59,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threshold", type=float, default=0.98, help="curriculum threshold (authors: 0.9 or 0.98)")
     args = parser.parse_args()
-    result = train(args.task, args.steps, args.hidden, args.seed)
+    result = train(args.task, args.steps, args.hidden, args.seed, threshold=args.threshold)
     print(
         f"plain loop: {result['steps_per_s']:.1f} steps/s, test acc {result['test_acc']:.4f} "
         f"in {result['seconds']:.0f} s"
