@@ -22,11 +22,15 @@ def train_tiny(tmp_path, model="elman"):
 def test_analyze_writes_figures_and_reads_the_task_from_the_checkpoint(tmp_path, capsys):
     main(["analyze", "--ckpt", str(train_tiny(tmp_path)), "--out", str(tmp_path / "out")])
     result = json.loads((tmp_path / "out/analysis.json").read_text())
-    assert result["task"] == "T2" and result["theory_count_above_0.8"] == 36 and result["compressed_cells"] == 36
-    assert 0 <= result["test_acc_h200"] <= 1 and result["spectral_error_rad"] >= 0
-    assert sorted(result["grad_norm_by_lag"]["init"], key=int) == [str(lag) for lag in range(17, 25)]
+    assert result["task"] == "T2" and result["theory_large_eigenvalues"] == 36 and result["wave_basis_cells"] == 36
+    assert 0 <= result["test_acc_h200"] <= 1 and result["spectral_error"] >= 0
+    assert sorted(result["jacobian_by_lag"]["trained"], key=int) == [str(lag) for lag in range(8)]
+    assert not result["claims"]["C7"]["holds"]  # 3 training steps: no wave structure beyond the controls
     pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
-    assert pngs == ["gradient_by_lag.png", "hidden_state_315.png", "spectrum.png", "w_hh_wave_basis.png"]
+    assert pngs == [
+        "hidden_state_315.png", "hidden_state_315_untrained.png", "jacobian_by_lag.png", "spectrum.png",
+        "w_hh_wave_basis.png",
+    ]  # fmt: skip
     assert list((tmp_path / "out/tensorboard").glob("events.out.tfevents*"))
     assert "eigenvalues |lambda| > 0.8" in capsys.readouterr().out
 
@@ -41,7 +45,7 @@ def test_analyze_refuses_a_non_elman_checkpoint(tmp_path, capsys):
 def test_wavezoo_analyze_is_the_same_lens(tmp_path, capsys):
     wavezoo_main(["analyze", "--ckpt", str(train_tiny(tmp_path)), "--task", "T3", "--out", str(tmp_path / "o")])
     assert json.loads((tmp_path / "o/analysis.json").read_text())["task"] == "T3"  # --task overrides the data's
-    assert "compressed wave basis (36 cells)" in capsys.readouterr().out
+    assert "36 cells" in capsys.readouterr().out
 
 
 def test_paper_command_names_a_bad_ckpt_pair(capsys):
@@ -64,27 +68,34 @@ def test_table1_quick_shows_the_directions_of_the_claims(tmp_path):
 
 
 def test_spectra_and_waves_quick_on_the_published_paper_rnn(tmp_path, capsys):
-    """C6-C8 on the published T2 Elman RNN: the learned spectrum is the TWM's and W_hh has M's pattern."""
+    """C6-C9 on the published T2 Elman RNN: the learned spectrum is the TWM's (C6 holds); with the paper's plain
+    basis the loop-closing columns match the TWM weakly (cosine 0.22 against controls <= 0.04, below the margin),
+    the activity in the basis follows the window (C8 holds); the Jacobian is flatter than untrained but not than a
+    random matrix of the same spectral radius (C9 does not hold)."""
     main(["spectra", "--quick", "--out", str(tmp_path)])
     (row,) = json.loads((tmp_path / "spectra.json").read_text())
     assert row["task"] == "T2" and row["eig_count_above_0.8"] == row["theory_count_above_0.8"] == 36
     assert row["spectral_error_rad"] < 0.02 and row["test_acc_h200"] >= 0.99  # paper: 0.0055 (0.98)
     main(["waves", "--quick", "--out", str(tmp_path)])
     (row,) = json.loads((tmp_path / "waves.json").read_text())
-    assert row["compressed_cells"] == 36 and row["sign_agreement"] == 1.0 and row["support_fraction"] > 0.8
+    assert row["wave_basis_cells"] == 36
+    assert {claim: row["claims"][claim]["holds"] for claim in ("C6", "C7", "C8", "C9")} == {
+        "C6": True, "C7": False, "C8": True, "C9": False
+    }  # fmt: skip
     assert {p.name for p in tmp_path.glob("*.png")} >= {"spectra.png", "w_hh_wave_basis.png", "hidden_state_315_T2.png"}
     assert list((tmp_path / "tensorboard/waves").glob("events.out.tfevents*"))
     assert "spectral_error_rad" in capsys.readouterr().out
 
 
-def test_gradients_quick_trained_networks_keep_the_gradient_over_the_window(tmp_path):
-    """C9: after training, the gradient w.r.t. the stored inputs decays less per step of lag than at init."""
+def test_gradients_quick_jacobian_by_lag_init_vs_trained(tmp_path):
+    """C9 by the Jacobian ||dh(t)/du(t-k)||: at init an Elman RNN loses ~x0.56 per step of lag; trained on T1 it
+    keeps the 8 stored inputs (x0.97); the trained TWM is exactly flat."""
     main(["gradients", "--quick", "--out", str(tmp_path)])
     rows = {(r["model"], r["stage"]): r for r in json.loads((tmp_path / "gradients.json").read_text())}
-    assert {model for model, _ in rows} == {"elman_vb_t1", "lstm_vb_t1", "twm_lbc_vb_t1"}
-    for model in ("elman_vb_t1", "lstm_vb_t1"):
-        assert rows[model, "trained"]["decay_per_step"] > rows[model, "init"]["decay_per_step"]
-    assert rows["elman_vb_t1", "trained"]["lags"] == [17, 24]
+    assert {model for model, _ in rows} == {"elman_vb_t1", "lstm_vb_t1", "gru_vb_t1", "twm_lbc_vb_t1"}
+    assert rows["elman_vb_t1", "init"]["decay_per_step"] < 0.6 < 0.95 < rows["elman_vb_t1", "trained"]["decay_per_step"]
+    assert rows["twm_lbc_vb_t1", "trained"]["decay_per_step"] == pytest.approx(1.0, abs=1e-6)
+    assert rows["elman_vb_t1", "trained"]["lags"] == [1, 7]
 
 
 def test_wavezoo_analyze_names_a_missing_checkpoint(capsys):

@@ -133,6 +133,10 @@ def activity_score(
 
 
 # -- C9 ------------------------------------------------------------------------------------------------------------
+def _dtype(net: torch.nn.Module) -> torch.dtype:
+    return next(iter(net.parameters()), torch.empty(0)).dtype
+
+
 def _flat_state(state, batch: int) -> torch.Tensor:
     """The floating-point tensors of a (nested) state as ``[batch, size]`` (``[layers, batch, N]`` RNN states too)."""
     if isinstance(state, torch.Tensor):
@@ -150,7 +154,7 @@ def jacobian_by_lag(net: torch.nn.Module, inputs: torch.Tensor, step: int | None
 
     Exact: each sequence is replicated once per state unit and each replica back-propagates its own unit."""
     step = inputs.shape[1] if step is None else step
-    x = inputs[:, :step].detach().float()
+    x = inputs[:, :step].detach().to(_dtype(net))
     with torch.no_grad():
         size = _flat_state(net.scan(x[:1])[1], 1).shape[1]
     x = x[: max(1, min(x.shape[0], 16384 // size))]
@@ -197,10 +201,10 @@ def hidden_trajectory(net: torch.nn.Module, inputs: torch.Tensor) -> torch.Tenso
     """``[B, T, N]``: the recurrent state after every step (``hidden_states`` where the family has it)."""
     with torch.no_grad():
         if getattr(net, "hidden_states", None) is not None:
-            return net.hidden_states(inputs.float()).double()
+            return net.hidden_states(inputs.to(_dtype(net))).double()
         state, out = net.initial_state(inputs.shape[0]), []
         for t in range(inputs.shape[1]):
-            _, state = net.step(inputs[:, t].float(), state)
+            _, state = net.step(inputs[:, t].to(_dtype(net)), state)
             out.append(_flat_state(state, inputs.shape[0]))
         return torch.stack(out, dim=1).double()
 

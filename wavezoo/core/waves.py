@@ -65,5 +65,3 @@ def wave_rollout(boundary: Boundary, substrate: torch.Tensor, steps: int) -> tor
         substrate, _ = wave_step(substrate, boundary)
         out.append(substrate[:, -1])
     return torch.stack(out, dim=1)
-
-

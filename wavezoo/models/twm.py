@@ -45,6 +45,7 @@ from wavezoo.registry import register_model
 
 INPUT_MODES = ("add", "replace")
 
+
 def check_input_rule(input_mode: str, input_steps: int | None) -> tuple[str, int | None]:
     """Validate the input rule (``input_mode``, ``input_steps``) and return it."""
     input_mode = check_choice("input_mode", input_mode, INPUT_MODES)

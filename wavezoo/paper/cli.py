@@ -3,8 +3,9 @@
 * ``theorem``   C1-C4 on exact constructions (Theorem 3.1, LBC algebra, SBC = attention-only transformer).
 * ``table1``    C5/C6: the Elman RNN on T1..T4 x hidden x L2 x seeds with the paper's protocol (resumable sweep).
 * ``spectra``   C6: eigenvalues of the trained W_hh against the TWM operator of each task.
-* ``waves``     C7/C8: W_hh in the compressed wave basis against M; the "315" bitmap as a traveling wave.
-* ``gradients`` C9: gradient norm by lag at initialisation and after training, wave models against baselines.
+* ``waves``     C6-C9 with controls (untrained seeds, random W_hh of the same spectral radius, task mismatch) and a
+                verdict per claim; W_hh in the paper's wave basis and the "315" bitmap beside an untrained network.
+* ``gradients`` C9: ||dh(t)/du(t-k)|| by lag at initialisation and after training, for every family.
 * ``analyze``   the wave lens on any checkpoint (same as ``wavezoo analyze``).
 
 Each prints its figures next to the paper's, writes ``<command>.json`` and PNG files to ``--out`` and logs both to
@@ -88,14 +89,16 @@ def run(args: argparse.Namespace) -> None:
                            "spectral_error_rad", "paper/spectral_error_rad", "paper/test_acc_h200"])  # fmt: skip
         _log(args.out, "spectra", rows, figures)
     elif args.command == "waves":
+        from wavezoo.analysis.lens import report
+
         rows, figures = trained.waves(tasks, ckpts)
-        _print_rows(rows, ["task", "compressed_cells", "distance_to_M", "support_fraction", "sign_agreement",
-                           "wave_315_travel_score"])  # fmt: skip
+        for row in rows:
+            print("\n".join(report({"model": "elman", **row})))
         _log(args.out, "waves", rows, figures)
     elif args.command == "gradients":
-        groups = dict(list(trained.GRADIENT_GROUPS.items())[:1]) if args.quick else None
-        rows, figures = trained.gradients(groups)
-        _print_rows(rows, ["model", "stage", "lags", "grad_at_min_lag", "grad_at_max_lag", "decay_per_step"])
+        models = trained.JACOBIAN_MODELS[:1] + trained.JACOBIAN_MODELS[4:7] if args.quick else None
+        rows, figures = trained.gradients(models)
+        _print_rows(rows, ["model", "stage", "lags", "jacobian_at_lag_1", "jacobian_at_max_lag", "decay_per_step"])
         _log(args.out, "gradients", rows, figures)
     else:
         from wavezoo.analysis.lens import analyze_checkpoint, report
@@ -111,8 +114,8 @@ def parser() -> argparse.ArgumentParser:
         ("theorem", "C1-C4 on exact constructions"),
         ("table1", "Table 1: Elman RNN on T1..T4 x hidden x L2 x seeds"),
         ("spectra", "C6: eigen-spectra of the trained Elman RNNs against the TWM operators"),
-        ("waves", "C7/C8: W_hh in the wave basis; the '315' traveling wave"),
-        ("gradients", "C9: gradient norm by lag, init vs trained, wave models vs baselines"),
+        ("waves", "C6-C9 with controls and verdicts; W_hh in the wave basis; the '315' bitmap"),
+        ("gradients", "C9: Jacobian norm by lag, init vs trained, every family"),
         ("analyze", "the wave lens on a checkpoint"),
     ]:
         command = sub.add_parser(name, help=text)

@@ -44,9 +44,7 @@ def theorem_checks() -> dict[str, float]:
         "C1 random VAR(5), max error": float(
             (twm_from_lag_operators(lag_phi).rollout(window, 10 * s) - var_ref).abs().max()
         ),
-        "C1 random MLP, max error": float(
-            (twm_from_function(mlp, s, d).rollout(window, 10 * s) - mlp_ref).abs().max()
-        ),
+        "C1 random MLP, max error": float((twm_from_function(mlp, s, d).rollout(window, 10 * s) - mlp_ref).abs().max()),
         "C2 rank(M - shift) - d (<= 0)": float(torch.linalg.matrix_rank(m - shift_matrix(s, d)) - d),
         "C2 max |det(char. polynomial)| at eig(M)": max(
             abs(characteristic_value(lag_phi.flip(0), complex(v))) for v in torch.linalg.eigvals(m)

@@ -1,4 +1,4 @@
-"""Claims on trained networks: spectra (C6), waves in the wave basis (C7, C8) and gradients by lag (C9).
+"""Claims on trained networks: spectra (C6), the wave lens with controls (C6-C9) and the Jacobian by lag (C9).
 
 The models are the published checkpoints (``wavezoo.list_pretrained()``; the paper's Elman RNN on T1..T4 is
 ``elman_vb_t1`` .. ``elman_vb_t4``), or the user's own via ``--ckpt T1=PATH``.
@@ -11,31 +11,34 @@ from typing import Any
 import torch
 
 from wavezoo.analysis import (
-    boundary_blocks,
-    compressed_cells,
     count_above,
-    decay_per_step,
+    decay_factor,
     eigenvalues,
-    input_lag_profile,
+    jacobian_by_lag,
     linearize,
     spectral_error,
     task_operator,
-    wave_basis,
 )
-from wavezoo.analysis.lens import THEORY_COUNT, WAVE_FRAMES, bitmap_315, travel_score
+from wavezoo.analysis.claims import evaluate_claims, reference_lens
+from wavezoo.analysis.lens import THEORY_COUNT, WAVE_FRAMES, lens_pictures
 from wavezoo.analysis.plots import curves_figure, lattice_figure, matrices_figure, spectra_figure
 from wavezoo.core.accuracy import sign_accuracy
 from wavezoo.paper.table1 import PAPER_TABLE1
 
-#: Gradient study (C9): published checkpoints per task, and the last output step of the loss (None = the last
-#: masked step). The loss is the task's loss over the masked outputs up to that step.
-GRADIENT_GROUPS = {
-    "variable binding T1 (loss over outputs 8-24; inputs at lags 17-24)": (
-        ["elman_vb_t1", "lstm_vb_t1", "twm_lbc_vb_t1"],
-        24,
-    ),
-    "copy, delay 80 (loss over the recall window)": (["wave_rnn_copy", "lstm_copy"], None),
-}
+#: Jacobian study (C9): (published checkpoint, family, number of input steps t, sequences). h(t) is the state after
+#: the last of the t inputs; lags 1..t-1. Variable binding: t = 8 = the input phase; copy: t = 100 (the 10 symbols,
+#: the delay and the cue).
+JACOBIAN_MODELS = [
+    ("elman_vb_t1", "elman", 8, 32),
+    ("elman_vb_t2", "elman", 8, 32),
+    ("elman_vb_t3", "elman", 8, 32),
+    ("elman_vb_t4", "elman", 8, 32),
+    ("lstm_vb_t1", "lstm", 8, 32),
+    ("gru_vb_t1", "gru", 8, 32),
+    ("twm_lbc_vb_t1", "twm_lbc", 8, 32),
+    ("lbc_ssm_vb_t1", "lbc_ssm", 8, 2),
+    ("wave_rnn_copy", "wave_rnn", 100, 2),
+]
 
 
 def trained_elman(task: str, ckpts: dict[str, str] | None = None) -> torch.nn.Module:
@@ -51,11 +54,9 @@ def trained_elman(task: str, ckpts: dict[str, str] | None = None) -> torch.nn.Mo
 
 def fresh_copy(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """The same architecture at initialisation (seeded), from the model's ``wavezoo_config``."""
-    from wavezoo.registry import create_model
+    from wavezoo.analysis.claims import fresh_copy as fresh
 
-    config = net.wavezoo_config
-    torch.manual_seed(seed)
-    return create_model(config["family"], **config["sizes"], **config["model_kwargs"]).eval()
+    return fresh(net, seed)
 
 
 def spectra(tasks: list[str], ckpts: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], dict]:
@@ -86,64 +87,68 @@ def spectra(tasks: list[str], ckpts: dict[str, str] | None = None) -> tuple[list
 
 
 def waves(tasks: list[str], ckpts: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], dict]:
-    """C7/C8: W_hh in the compressed wave basis against M, and the "315" input as a traveling wave."""
+    """C6-C9 with controls on the paper's Elman RNNs (:func:`wavezoo.analysis.claims.evaluate_claims`), and the
+    figures a reader checks by eye (Psi^+ W_hh Psi, the "315" bitmap) beside the same picture for an untrained
+    network and, for the matrix, the exact TWM through the same lens."""
+    from wavezoo.data import VariableBindingDataModule
+
     rows, matrices, figures = [], {}, {}
     for task in tasks:
         net = trained_elman(task, ckpts)
-        lin, m = linearize(net), task_operator(task)
-        cells = compressed_cells(m)
-        basis = wave_basis(lin.w_hh, lin.w_r, 8, boundary_blocks(m, 8, 8), cells)
-        with torch.no_grad():
-            lattice = basis.lattice(lin.hidden_states(bitmap_315())[0])
-        rows.append(
-            {
-                "task": task,
-                "compressed_cells": len(cells),
-                "distance_to_M": basis.distance(lin.w_hh, m),
-                "distance_to_M_uncompressed": wave_basis(lin.w_hh, lin.w_r, 8, boundary_blocks(m, 8, 8)).distance(
-                    lin.w_hh, m
-                ),
-                **basis.structure(lin.w_hh, m),
-                "wave_315_travel_score": travel_score(lattice),
-            }
-        )
-        matrices[f"{task}: Psi+ W_hh Psi"] = basis.weights(lin.w_hh)
-        matrices[f"{task}: M on the kept cells"] = m[cells][:, cells]
-        figures[f"hidden_state_315_{task}"] = lattice_figure(lattice, WAVE_FRAMES, f"'315' in the wave basis, {task}")
+        inputs = VariableBindingDataModule(task).eval_set("test")[0][0][:32, :40]
+        result = evaluate_claims(net, task, inputs)
+        rows.append({k: v for k, v in result.items() if k != "jacobian_by_lag"})
+        ref, m = reference_lens(task)
+        mine, base = lens_pictures(net, task), lens_pictures(fresh_copy(net), task)
+        matrices[f"{task}: trained"] = mine["weights"]
+        matrices[f"{task}: untrained (seed 0)"] = base["weights"]
+        matrices[f"{task}: exact TWM, same lens"] = ref.weights(m)
+        figures[f"hidden_state_315_{task}"] = lattice_figure(
+            torch.cat([mine["lattice_315"], base["lattice_315"]], dim=2), WAVE_FRAMES,
+            f"'315' in the wave basis, {task}: trained (top 8 rows) / untrained (bottom 8 rows)",
+        )  # fmt: skip
     return rows, {"w_hh_wave_basis": matrices_figure(matrices), **figures}
 
 
-def gradients(groups: dict | None = None) -> tuple[list[dict[str, Any]], dict]:
-    """C9: mean ||dL/du(t - lag)|| over a test batch, at initialisation and after training, per model."""
+def gradients(models: list | None = None) -> tuple[list[dict[str, Any]], dict]:
+    """C9: ||d h(t) / d u(t-k)|| by lag k at initialisation (seed 0) and after training, per family."""
+    from wavezoo.errors import WavezooError
     from wavezoo.pretrained import load_pretrained, pretrained_info
     from wavezoo.pretrained.loading import build_datamodule
+    from wavezoo.registry import create_model
 
-    rows, figures = [], {}
-    for index, (title, (names, step)) in enumerate((groups or GRADIENT_GROUPS).items()):
-        curves = {}
-        for name in names:
-            net, info = load_pretrained(name), pretrained_info(name)
-            data = build_datamodule(info["datamodule"])
-            x, y, mask = data.eval_set("test")[0] if hasattr(data, "eval_set") else next(iter(_test_loader(data)))
-            loss = "ce" if y.dtype == torch.long else "mse"
-            at = step if step is not None else int(mask[0].nonzero()[-1])
-            for stage, model in (("init", fresh_copy(net)), ("trained", net)):
-                profile = input_lag_profile(model, x, y, at, loss, mask)
-                curves[f"{name} ({stage})"] = profile
-                lags = sorted(profile)
-                rows.append(
-                    {
-                        "group": title,
-                        "model": name,
-                        "stage": stage,
-                        "lags": [lags[0], lags[-1]],
-                        "grad_at_min_lag": profile[lags[0]],
-                        "grad_at_max_lag": profile[lags[-1]],
-                        "decay_per_step": decay_per_step(profile),
-                    }
-                )
-        figures[f"gradient_by_lag_{index}"] = curves_figure(curves, "lag", "||dL/du(t - lag)||", title=title)
-    return rows, figures
+    rows, curves = [], {}
+    for name, family, step, count in models or JACOBIAN_MODELS:
+        info = pretrained_info(name)
+        data = build_datamodule(info["datamodule"])
+        x = data.eval_set("test")[0][0] if hasattr(data, "eval_set") else next(iter(_test_loader(data)))[0]
+        x = x[:count, :step].float()
+        try:
+            trained, reason = load_pretrained(name), None
+        except WavezooError as err:
+            trained, reason = None, str(err).split(":")[0] + ": does not load with the current model code"
+        torch.manual_seed(0)
+        init = create_model(family, **info["sizes"], **info.get("model_kwargs", {})).eval()
+        for stage, model in (("init", init), ("trained", trained)):
+            if model is None:
+                rows.append({"model": name, "stage": stage, "note": reason})
+                continue
+            profile = jacobian_by_lag(model, x)
+            curves[f"{name} ({stage})"] = {k: v for k, v in profile.items() if k >= 1}
+            rows.append(
+                {
+                    "model": name,
+                    "family": family,
+                    "stage": stage,
+                    "lags": [1, step - 1],
+                    "jacobian_at_lag_1": profile[1],
+                    "jacobian_at_max_lag": profile[step - 1],
+                    "decay_per_step": decay_factor(profile),
+                    "profile": profile,
+                }
+            )
+    figure = curves_figure(curves, "lag k", "||dh(t)/du(t-k)||", title="Jacobian by lag, init vs trained")
+    return rows, {"jacobian_by_lag": figure}
 
 
 def _test_loader(data):
