@@ -348,22 +348,20 @@ class LBCSSM(SequenceModel):
         return tuple(block.initial_state(batch_size, **kwargs) for block in self.blocks)
 
     def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        z = self.embed(x_t)
-        states = []
-        for block, block_state in zip(self.blocks, state, strict=True):
-            z, block_state = block.forward_step(z, block_state)
-            states.append(block_state)
-        return self.readout(self.norm(z)), tuple(states)
+        return self.through_blocks(x_t, state, H3Block.forward_step)
 
     def scan(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Equal to the scan of :meth:`forward_step` (tested), but layer by layer over the whole chunk in the current
         mode: in ``"parallel"`` mode a long prompt is absorbed by FFT, and stepping goes on from the returned state."""
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        z = self.embed(x)
-        states = []
+        return self.through_blocks(x, state, H3Block.scan)
+
+    def through_blocks(self, x: torch.Tensor, state: State, advance) -> tuple[torch.Tensor, State]:
+        """Embed, run every block with ``advance(block, z, block_state)`` (one step or a chunk), read out."""
+        z, states = self.embed(x), []
         for block, block_state in zip(self.blocks, state, strict=True):
-            z, block_state = block.scan(z, block_state)
+            z, block_state = advance(block, z, block_state)
             states.append(block_state)
         return self.readout(self.norm(z)), tuple(states)
 
