@@ -5,7 +5,7 @@ import cmath
 import pytest
 import torch
 
-from wavezoo.analysis import count_above, eigenvalues, input_gradient_by_lag, spectral_error, task_operator, wave_basis
+from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator, wave_basis
 from wavezoo.lbc import embed_in_basis
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -56,32 +56,6 @@ def test_wave_basis_recovers_the_twm_matrix_and_the_traveling_inputs():
     lattice = basis.lattice(torch.stack(states))  # [time, s, d]
     assert torch.allclose(lattice[2, -1], u[0, 2], atol=1e-8)  # newest input at the start boundary
     assert torch.allclose(lattice[2, -3], u[0, 0], atol=1e-8)  # two steps later, two columns down
-
-
-class LinearRNN(torch.nn.Module):
-    def __init__(self, w_hh, w_uh, w_r):
-        super().__init__()
-        self.w_hh, self.w_uh, self.w_r = w_hh, w_uh, w_r
-
-    def forward(self, x):
-        h, out = x.new_zeros(x.shape[0], self.w_hh.shape[0]), []
-        for t in range(x.shape[1]):
-            h = h @ self.w_hh.T + x[:, t] @ self.w_uh.T
-            out.append(h @ self.w_r.T)
-        return torch.stack(out, 1)
-
-
-def test_gradient_by_lag_decays_for_a_contraction_and_stays_flat_for_a_wave():
-    d, s, n = 2, 6, 12
-    x, y = torch.randn(16, 7, d), torch.randn(16, 7, d)
-    contraction = LinearRNN(0.5 * torch.eye(n), torch.randn(n, d), torch.randn(d, n))
-    decay = input_gradient_by_lag(contraction, x, y, step=6)
-    assert torch.allclose(decay[1:] / decay[:-1], torch.full((6,), 0.5), atol=1e-6)
-    from wavezoo.core.operators import generalized_fibonacci
-
-    rnn = embed_in_basis(generalized_fibonacci(d, s, "spectral").flip(0), torch.linalg.qr(torch.randn(n, n))[0])
-    wave = input_gradient_by_lag(LinearRNN(rnn.w_hh, rnn.w_uh, rnn.w_r), x, y, step=6)
-    assert wave[1:].min() > 0.1 * wave[0]  # no geometric decay within the window
 
 
 @pytest.mark.parametrize(("task", "cells"), [("T1", 64), ("T2", 36), ("T3", 36), ("T4", 36)])
@@ -158,14 +132,3 @@ def test_linearize_reads_the_recurrence_of_each_supported_family_and_names_the_o
         linearize(create_model("lstm", input_size=3, output_size=2))
 
 
-def test_input_lag_profile_skips_steps_without_input_and_decay_is_per_step():
-    from wavezoo.analysis import decay_per_step, input_lag_profile
-
-    n, d = 6, 2
-    contraction = LinearRNN(0.5 * torch.eye(n), torch.randn(n, d), torch.randn(d, n))
-    x, y = torch.randn(4, 9, d), torch.randn(4, 9, d)
-    x[:, 3:6] = 0.0  # steps 3..5 carry no input: lags 3..5 of step 8 are left out
-    profile = input_lag_profile(contraction, x, y, step=8)
-    assert sorted(profile) == [0, 1, 2, 6, 7, 8]
-    assert decay_per_step(profile) == pytest.approx(0.5)
-    assert decay_per_step({1: 2.0, 4: 2.0}) == pytest.approx(1.0)

@@ -19,7 +19,6 @@ from wavezoo.analysis.claims import (
     loop_closure_score,
     task_window,
 )
-from wavezoo.analysis.gradients import decay_per_step, input_gradient_by_lag, input_lag_profile
 from wavezoo.analysis.linearize import LENS_FAMILIES, LinearRecurrence, linearize
 from wavezoo.analysis.spectra import count_above, eigenvalues, spectral_error, task_operator
 
@@ -34,11 +33,8 @@ __all__ = [
     "compressed_cells",
     "count_above",
     "decay_factor",
-    "decay_per_step",
     "eigenvalues",
     "evaluate_claims",
-    "input_gradient_by_lag",
-    "input_lag_profile",
     "jacobian_by_lag",
     "linearize",
     "loop_closure_score",
