@@ -86,7 +86,7 @@ def test_python_paths_refuse_a_checkpoint_with_code(evil, tmp_path):
     for cls in (SequenceRegression, SequenceTaskModule):
         with pytest.raises(ConfigError, match=REFUSED):
             cls.load_from_checkpoint(evil)
-    with pytest.raises(ConfigError, match="weights_only=False is refused"):
+    with pytest.raises(ConfigError, match="weights_only must stay True"):
         SequenceRegression.load_from_checkpoint(evil, weights_only=False)
 
 

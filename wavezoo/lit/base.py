@@ -142,7 +142,7 @@ class SequenceTaskModule(pl.LightningModule):
         """Lightning's loader, always with ``weights_only=True``, after :func:`wavezoo.trust.read_checkpoint` checked
         the file: readable, no code, class paths inside wavezoo, sizes that fit its tensors, finite weights."""
         if kwargs.pop("weights_only", True) is not True:
-            raise ConfigError("weights_only=False is refused: wavezoo reads checkpoints with weights_only=True")
+            raise ConfigError("weights_only must stay True: wavezoo never unpickles code from a checkpoint")
         read_checkpoint(checkpoint_path, base=SequenceTaskModule)
         return super().load_from_checkpoint(
             checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs

@@ -25,8 +25,11 @@ circularly padded rings), never the dense W_hh, and equals the fused path to flo
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 from wavezoo.models.base import SequenceModel, State
@@ -39,6 +42,13 @@ def default_channels(hidden_size: int) -> int:
     """The number of channels of a wRNN with ``channels=None``: the first of :data:`DEFAULT_CHANNELS` that divides
     ``hidden_size`` (6 for 600 = 6 x 100, 4 for powers of two, 1 when nothing else does)."""
     return next(c for c in DEFAULT_CHANNELS if hidden_size % c == 0)
+
+
+@functools.cache
+def fused_cell(input_size: int, hidden_size: int, nonlinearity: str) -> nn.RNN:
+    """A weightless (meta-device) ``nn.RNN`` run with a wave RNN's own weights by ``functional_call``."""
+    with torch.device("meta"):
+        return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
 
 
 def cyclic_shifts(cells: int, kernel_size: int) -> torch.Tensor:
@@ -113,12 +123,16 @@ class WaveRNN(SequenceModel):
         return blocks.reshape(self.hidden_size, self.hidden_size)
 
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
-        """h(1..T) ``[B, T, N]`` from h(0) = 0."""
-        run = torch._VF.rnn_relu if self.nonlinearity == "relu" else torch._VF.rnn_tanh
-        h0 = x.new_zeros(1, x.shape[0], self.hidden_size)
-        params = [self.input_map.weight, self.recurrent_matrix(), self.input_map.bias, self.zero_bias]
-        # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
-        return run(x, h0, params, True, 1, 0.0, self.training, False, True)[0]
+        """h(1..T) ``[B, T, N]`` from h(0) = 0: torch's fused RNN kernel (``nn.RNN`` through the public
+        ``torch.func.functional_call``) with W_hh = :meth:`recurrent_matrix`, so gradients reach the kernel u."""
+        params = {
+            "weight_ih_l0": self.input_map.weight,
+            "weight_hh_l0": self.recurrent_matrix(),
+            "bias_ih_l0": self.input_map.bias,
+            "bias_hh_l0": self.zero_bias,
+        }
+        cell = fused_cell(self.input_size, self.hidden_size, self.nonlinearity)
+        return functional_call(cell, params, (x,))[0]
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
         return self.readout(self.hidden_states(x))
