@@ -353,6 +353,11 @@ def test_analyze_into_an_unwritable_folder_is_one_line(capsys):
         (["--trainer.devices", "0"], "trainer.devices=0 is invalid: expected an integer >= 1, -1 (all devices)"),
         (["--seed_everything", "-3"], "seed_everything=-3 is invalid: expected true, false or an integer in [0, "),
         (["--seed_everything", str(2**40)], f"seed_everything={2**40} is invalid"),
+        pytest.param(  # Lightning's own MisconfigurationException, first line
+            ["--trainer.accelerator", "gpu"],
+            "No supported gpu backend found!",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU"),
+        ),
         (
             ["--model.init_args.scheduler", "cosine", "--model.init_args.scheduler_kwargs", "{warmup: 5}"],
             "scheduler_kwargs key 'warmup' is invalid for scheduler='cosine': expected one of 'T_max', 'eta_min'",
