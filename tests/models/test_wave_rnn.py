@@ -102,3 +102,63 @@ def test_stepping_makes_the_traveling_wave():
     for t in range(1, 4):
         _, state = model.step(silence, state)
         assert torch.equal(state.view(2, 4), torch.roll(first.view(2, 4), -t, dims=-1))
+
+
+@pytest.mark.parametrize("nonlinearity", ["relu", "tanh"])
+def test_matches_the_authors_conv1d_cell_with_recurrent_bias(monkeypatch, nonlinearity):
+    """Keller et al.'s cell: h = act(Wx x + Conv1d_circular(h) + b), the Conv1d with its bias."""
+    torch.manual_seed(0)
+    model = WaveRNN(3, 2, 12, channels=3, nonlinearity=nonlinearity, shift_init=False, solo_init=False,
+                    recurrent_bias=True).double()  # fmt: skip
+    conv = torch.nn.Conv1d(3, 3, 3, padding=1, padding_mode="circular").double()
+    with torch.no_grad():
+        conv.weight.copy_(model.kernel)
+        conv.bias.copy_(model.recurrent_bias)
+    act = torch.relu if nonlinearity == "relu" else torch.tanh
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    h, outputs = torch.zeros(2, 12, dtype=torch.float64), []
+    for t in range(7):
+        h = act(model.input_map(x[:, t]) + conv(h.view(2, 3, 4)).flatten(1))
+        outputs.append(model.readout(h))
+    reference = torch.stack(outputs, 1)
+    monkeypatch.setattr(WaveRNN, "recurrent_matrix", lambda self: pytest.fail("the sequence path built W_hh"))
+    for training in (True, False):  # pooled (training) and plain paths
+        model.train(training)
+        model.zero_grad()
+        y = model(x)
+        assert (y - reference).abs().max() < 1e-12
+        y.square().sum().backward()
+        assert model.recurrent_bias.grad.abs().sum() > 0
+
+
+def test_gradients_equal_the_authors_cell():
+    torch.manual_seed(1)
+    model = WaveRNN(2, 3, 12, channels=3, shift_init=False, solo_init=False, recurrent_bias=True).double()
+    x = torch.randn(4, 6, 2, dtype=torch.float64)
+    params = dict(model.named_parameters())
+
+    def authors(kernel, bias):
+        h, outs = torch.zeros(4, 12, dtype=torch.float64), []
+        for t in range(6):
+            conv = F.conv1d(F.pad(h.view(4, 3, 4), (1, 1), mode="circular"), kernel, bias)
+            h = torch.relu(model.input_map(x[:, t]) + conv.flatten(1))
+            outs.append(model.readout(h))
+        return torch.stack(outs, 1)
+
+    loss = authors(params["kernel"], params["recurrent_bias"]).square().sum()
+    expected = torch.autograd.grad(loss, list(params.values()))
+    model.train()
+    got = torch.autograd.grad(model(x).square().sum(), list(params.values()))
+    for name, a, b in zip(params, got, expected, strict=True):
+        assert torch.allclose(a, b, atol=1e-10), name
+
+
+def test_initialisations_follow_the_authors():
+    torch.manual_seed(0)
+    solo = WaveRNN(10, 10, 600, channels=6, recurrent_bias=True)
+    assert solo.input_map.bias.abs().sum() == 0 and solo.input_map.weight.sum() == 6 * 10
+    assert solo.recurrent_bias.abs().max() <= (6 * 3) ** -0.5
+    plain = WaveRNN(10, 10, 600, channels=6, solo_init=False)
+    assert 0.0008 < plain.input_map.weight.std() < 0.0012  # N(0, 0.001)
+    assert plain.input_map.bias.abs().max() > 0.1  # nn.Linear's default U(-1/sqrt(10), 1/sqrt(10)) kept
+    assert plain.recurrent_bias is None and "recurrent_bias" not in plain.state_dict()

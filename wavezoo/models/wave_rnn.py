@@ -1,11 +1,11 @@
 """Wave-RNN (wRNN) of Keller, Muller, Sejnowski & Welling (ICLR 2024): traveling waves in a convolutional RNN.
 
-    h(t+1) = sigma( u (*) h(t) + V x(t) + b ),    y(t) = W h(t)
+    h(t) = sigma( u (*) h(t-1) + V x(t) + b_in [+ b_u] ),    y(t) = W h(t) + b_out
 
 The hidden state is c channels x n cells; ``u (*)`` is a circular convolution over the cells (kernel size k, c -> c
-channels). With the shift initialisation of u every channel moves its content one cell per step (a traveling
-wave around the ring); the "solo" initialisation of V writes every input into cell 0 of each channel.
-``hidden_size`` = c * n state units.
+channels, optional per-channel bias b_u as in the authors' ``nn.Conv1d``). With the shift initialisation of u every
+channel moves its content one cell per step (a traveling wave around the ring); the "solo" initialisation of V
+writes every input into cell 0 of each channel. ``hidden_size`` = c * n state units.
 
 Channels: ``hidden_size`` is split into c channels x n = hidden_size // c cells. An explicit ``channels`` must divide
 ``hidden_size``. Left out (``channels=None``), c is the first of :data:`DEFAULT_CHANNELS` = (6, 4, 3, 2, 1) that
@@ -14,23 +14,21 @@ two from 4 up: 32 -> 4 x 8, 64 -> 4 x 16, ..., 1024 -> 4 x 256), else 3 (odd mul
 sizes), else a single ring of ``hidden_size`` cells. A few channels keep the rings long: the ring length n is how
 many steps a wave carries an input before it comes round again. The published checkpoints name their channels.
 
-The recurrence runs in torch's fused RNN kernel: the convolution is a structured (block-circulant) matrix
-W_hh = sum_k u[:, :, k] (x) P_k, P_k the cyclic shift by k - k // 2, rebuilt from u at each forward so that
-gradients flow to the kernel.
+The recurrence is structured end to end: :class:`wavezoo.core.circular.WaveScan` runs the whole sequence (input
+projection, k-tap circular convolution, readout) in one autograd node with a hand-written backward, never forming
+the dense (c n) x (c n) matrix. :meth:`WaveRNN.recurrent_matrix` builds that matrix for the analysis only.
 
-Streaming state: h(t) ``[batch, hidden_size]`` in the same channel-major (channel, cell) layout, zeros at the start.
-:meth:`WaveRNN.forward_step` applies the convolution structurally (:meth:`WaveRNN.convolve`: the k taps over the
-circularly padded rings), never the dense W_hh, and equals the fused path to float32 rounding.
+Streaming state: h(t) ``[batch, hidden_size]`` in the channel-major (channel, cell) layout, zeros at the start.
+:meth:`WaveRNN.forward_step` applies the same convolution (:meth:`WaveRNN.convolve`) and equals the sequence path to
+float32 rounding.
 """
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
-from torch.func import functional_call
 
+from wavezoo.core.circular import circular_conv, wave_scan
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 from wavezoo.models.base import SequenceModel, State
 from wavezoo.registry import register_model
@@ -42,13 +40,6 @@ def default_channels(hidden_size: int) -> int:
     """The number of channels of a wRNN with ``channels=None``: the first of :data:`DEFAULT_CHANNELS` that divides
     ``hidden_size`` (6 for 600 = 6 x 100, 4 for powers of two, 1 when nothing else does)."""
     return next(c for c in DEFAULT_CHANNELS if hidden_size % c == 0)
-
-
-@functools.cache
-def fused_cell(input_size: int, hidden_size: int, nonlinearity: str) -> nn.RNN:
-    """A weightless (meta-device) ``nn.RNN`` run with a wave RNN's own weights by ``functional_call``."""
-    with torch.device("meta"):
-        return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True)
 
 
 def cyclic_shifts(cells: int, kernel_size: int) -> torch.Tensor:
@@ -68,8 +59,12 @@ class WaveRNN(SequenceModel):
             (6, 4, 3, 2, 1) that divides ``hidden_size`` (see :func:`default_channels`).
         kernel_size: taps of the circular convolution (odd).
         nonlinearity: ``"relu"`` (Keller et al.) or ``"tanh"``.
-        shift_init: initialise u as a one-cell shift per channel (else small random).
-        solo_init: initialise V to write each input into cell 0 of every channel (else N(0, 0.001)).
+        shift_init: initialise u as a one-cell shift per channel (the authors' ``init='fwd'``), else
+            ``nn.Conv1d``'s default (kaiming uniform).
+        solo_init: initialise V to write each input into cell 0 of every channel with b_in = 0 (the authors'
+            ``solo_init='yes'``), else V ~ N(0, 0.001) and ``nn.Linear``'s default b_in (their ``'no'``).
+        recurrent_bias: a per-channel bias b_u of the convolution, initialised as ``nn.Conv1d``'s
+            (U(-1/sqrt(c k), 1/sqrt(c k))); the authors' model has it. Off by default (the zoo's checkpoints).
     """
 
     def __init__(
@@ -82,6 +77,7 @@ class WaveRNN(SequenceModel):
         nonlinearity: str = "relu",
         shift_init: bool = True,
         solo_init: bool = True,
+        recurrent_bias: bool = False,
     ) -> None:
         super().__init__(input_size, output_size, hidden_size)
         if channels is None:
@@ -95,10 +91,9 @@ class WaveRNN(SequenceModel):
         self.cells = hidden_size // channels
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("relu", "tanh"))
         self.kernel = nn.Parameter(torch.empty(channels, channels, kernel_size))
+        self.recurrent_bias = nn.Parameter(torch.empty(channels)) if recurrent_bias else None
         self.input_map = nn.Linear(input_size, hidden_size)
         self.readout = nn.Linear(hidden_size, output_size)
-        self.register_buffer("shifts", cyclic_shifts(self.cells, kernel_size), persistent=False)
-        self.register_buffer("zero_bias", torch.zeros(hidden_size), persistent=False)
         self.reset_wave_parameters(shift_init, solo_init)
 
     def reset_wave_parameters(self, shift_init: bool = True, solo_init: bool = True) -> None:
@@ -110,32 +105,53 @@ class WaveRNN(SequenceModel):
                 self.kernel[channel, channel, tap] = 1.0
             else:
                 nn.init.kaiming_uniform_(self.kernel, a=5**0.5)
+            if self.recurrent_bias is not None:
+                bound = (self.channels * self.kernel_size) ** -0.5
+                nn.init.uniform_(self.recurrent_bias, -bound, bound)
             if solo_init:
                 self.input_map.weight.zero_()
                 self.input_map.weight.view(self.channels, self.cells, self.input_size)[:, 0] = 1.0
+                self.input_map.bias.zero_()
             else:
                 nn.init.normal_(self.input_map.weight, std=0.001)
-            self.input_map.bias.zero_()
 
     def recurrent_matrix(self) -> torch.Tensor:
-        """W_hh (``[N, N]``, N = c * n) of the circular convolution, channel-major layout (channel, cell)."""
-        blocks = torch.einsum("abk,kij->aibj", self.kernel, self.shifts)
+        """W_hh (``[N, N]``, N = c * n) of the circular convolution, channel-major layout (channel, cell); for the
+        analysis only (the recurrence never forms it)."""
+        shifts = cyclic_shifts(self.cells, self.kernel_size).to(self.kernel)
+        blocks = torch.einsum("abk,kij->aibj", self.kernel, shifts)
         return blocks.reshape(self.hidden_size, self.hidden_size)
 
+    def drive_bias(self) -> torch.Tensor:
+        """b_in + b_u as ``[c, n]``."""
+        bias = self.input_map.bias.view(self.channels, self.cells)
+        return bias if self.recurrent_bias is None else bias + self.recurrent_bias[:, None]
+
+    def _scan(self, x: torch.Tensor, pooled: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, steps, _ = x.shape
+        c, n = self.channels, self.cells
+        y, states = wave_scan(
+            x.transpose(0, 1).reshape(steps * batch, self.input_size),
+            self.input_map.weight.view(c, n, self.input_size),
+            self.drive_bias(),
+            self.kernel,
+            x.new_zeros(c, batch, n),
+            self.readout.weight.view(self.output_size, c, n),
+            self.nonlinearity,
+            pooled,
+        )
+        return (y + self.readout.bias).view(steps, batch, self.output_size).transpose(0, 1), states
+
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
-        """h(1..T) ``[B, T, N]`` from h(0) = 0: torch's fused RNN kernel (``nn.RNN`` through the public
-        ``torch.func.functional_call``) with W_hh = :meth:`recurrent_matrix`, so gradients reach the kernel u."""
-        params = {
-            "weight_ih_l0": self.input_map.weight,
-            "weight_hh_l0": self.recurrent_matrix(),
-            "bias_ih_l0": self.input_map.bias,
-            "bias_hh_l0": self.zero_bias,
-        }
-        cell = fused_cell(self.input_size, self.hidden_size, self.nonlinearity)
-        return functional_call(cell, params, (x,))[0]
+        """h(1..T) ``[B, T, N]`` (channel-major) from h(0) = 0, differentiable (e.g. for Jacobians by lag)."""
+        batch, steps, _ = x.shape
+        states = self._scan(x, pooled=False)[1]  # [c, T, B, n]
+        return states.permute(2, 1, 0, 3).reshape(batch, steps, self.hidden_size)
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.hidden_states(x))
+        """y(1..T) ``[B, T, O]`` by :class:`~wavezoo.core.circular.WaveScan`. In training mode its buffers are
+        pooled between steps (the graph can then be back-propagated once, without ``retain_graph``)."""
+        return self._scan(x, pooled=self.training)[0]
 
     # -- streaming --------------------------------------------------------------------------------------------
     def initial_state(
@@ -146,23 +162,20 @@ class WaveRNN(SequenceModel):
         return torch.zeros(batch_size, self.hidden_size, **self.state_kwargs(device, dtype))
 
     def convolve(self, h: torch.Tensor) -> torch.Tensor:
-        """u (*) h for states ``h`` ``[batch, hidden_size]``: the circular convolution over the cells of each ring,
-        computed from its k taps (O(c^2 k n) work), never with the dense W_hh (O(c^2 n^2)).
+        """u (*) h for states ``h`` ``[batch, hidden_size]``: the circular convolution over the cells of each ring
+        (:func:`wavezoo.core.circular.circular_conv`, k GEMMs of c x c), never the dense W_hh.
 
-        out[b, a, i] = sum_{c', j} u[a, c', j] h[b, c', (i + j - k // 2) mod n], i.e. ``conv1d`` with circular
-        padding, written as windows of the circularly padded rings times the kernel (a matmul, so it runs at the
-        same float32 precision as the fused path's matmuls; cuDNN may run a float32 ``conv1d`` in TF32).
+        out[b, a, i] = sum_{c', j} u[a, c', j] h[b, c', (i + j - k // 2) mod n]
         """
-        rings = h.reshape(h.shape[0], self.channels, self.cells)
-        half = self.kernel_size // 2
-        # circular padding by wrapping (F.pad's circular mode cannot pad by more than the ring length)
-        index = torch.arange(-half, self.cells + half, device=h.device) % self.cells
-        windows = rings[:, :, index].unfold(-1, self.kernel_size, 1)  # [batch, c, n, k]
-        return torch.einsum("abk,nbik->nai", self.kernel, windows).reshape(h.shape[0], self.hidden_size)
+        rings = h.view(h.shape[0], self.channels, self.cells).transpose(0, 1)  # [c, batch, n]
+        return circular_conv(rings, self.kernel).transpose(0, 1).reshape(h.shape[0], self.hidden_size)
 
     def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         act = torch.relu if self.nonlinearity == "relu" else torch.tanh
-        h = act(self.convolve(state) + self.input_map(x_t))
+        pre = self.convolve(state) + self.input_map(x_t)
+        if self.recurrent_bias is not None:
+            pre = pre + self.recurrent_bias.repeat_interleave(self.cells)
+        h = act(pre)
         return self.readout(h), h
 
 
