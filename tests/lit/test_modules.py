@@ -93,8 +93,36 @@ def test_mismatched_task_type_is_refused(tmp_path):
         ({"optimizer": "lbfgs"}, "optimizer='lbfgs' is invalid: expected one of 'adam'"),
         ({"scheduler": "onecycle"}, "scheduler='onecycle' is invalid"),
         ({"model": "mamba"}, "unknown model 'mamba'"),
+        ({"loss_steps": "recall"}, "loss_steps='recall' is invalid: expected one of 'masked', 'all'"),
+        ({"loss_scale": 0.0}, "loss_scale=0.0 is invalid"),
     ],
 )
 def test_bad_hyperparameters(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         SequenceRegression(**{"model": "elman", "input_size": 1, "output_size": 1, **kwargs})
+
+
+def test_loss_over_all_steps_and_its_scale_as_keller_et_al(tmp_path):
+    """loss_steps='all' is the cross-entropy over every step (blanks too), scaled by loss_scale for the gradients
+    only; the accuracy stays on the mask."""
+    data = CopyDataModule(delay=3, copy_length=2, num_symbols=3, batch_size=4, steps_per_epoch=1)
+    seen = {}
+
+    class Capture(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            x, y, mask = batch
+            with torch.no_grad():
+                logits = module.net(x)
+            seen[module.hparams.loss_steps] = (outputs["loss"].item(), logits, y, mask, outputs["accuracy"])
+
+    for steps, scale in (("masked", 1.0), ("all", 0.25)):
+        torch.manual_seed(0)
+        module = SequenceClassification(model="gru", input_size=5, output_size=4, hidden_size=6, loss_steps=steps,
+                                        loss_scale=scale, lr=1e-9)  # fmt: skip
+        make_trainer(tmp_path, max_steps=1, callbacks=[Capture()], limit_val_batches=0).fit(module, datamodule=data)
+    loss, logits, y, mask, accuracy = seen["all"]
+    every_step = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+    assert loss == pytest.approx(0.25 * every_step.item(), rel=1e-4)
+    assert accuracy == (logits[mask].argmax(-1) == y[mask]).float().mean()  # the accuracy stays on the mask
+    loss, logits, y, mask, _ = seen["masked"]
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits[mask], y[mask]).item(), rel=1e-4)

@@ -48,6 +48,16 @@ def test_irnn_starts_from_the_identity():
     assert model.rnn.nonlinearity == "relu" and model.rnn.bias_hh_l0.abs().sum() == 0
 
 
+def test_irnn_with_keller_et_al_initialisation():
+    torch.manual_seed(0)
+    model = wavezoo.create_model("irnn", input_size=10, output_size=10, hidden_size=625, init="keller")
+    assert torch.equal(model.rnn.weight_hh_l0, torch.eye(625)) and model.rnn.bias_hh_l0.abs().sum() == 0
+    assert 0.0009 < model.rnn.weight_ih_l0.std() < 0.0011  # N(0, 0.001)
+    assert 0.25 < model.rnn.bias_ih_l0.abs().max() <= 10**-0.5  # nn.Linear's default U(-1/sqrt(10), 1/sqrt(10))
+    with pytest.raises(ConfigError, match="init='eye' is invalid: expected one of 'le2015', 'keller'"):
+        wavezoo.create_model("irnn", input_size=1, output_size=1, init="eye")
+
+
 # -- the input rule, the equations, streaming ---------------------------------------------------------------------
 
 TWM_FAMILIES = ["twm_lbc", "twm_sbc", "sbc_transformer"]

@@ -25,6 +25,7 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
+LOSS_STEPS = ("masked", "all")
 SCHEDULERS = {
     "none": None,
     "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
@@ -61,6 +62,12 @@ class SequenceTaskModule(pl.LightningModule):
         lr / weight_decay: optimizer learning rate and L2 penalty (the paper's "L2").
         scheduler: ``none``, ``cosine`` (over ``trainer.max_steps``), ``step`` or ``exponential``;
             ``scheduler_kwargs`` go to the torch scheduler (``step_size``/``gamma``...).
+        loss_steps: the steps the loss covers: ``"masked"`` (the DataModule's mask, where the metrics are
+            measured) or ``"all"`` (every step, as Keller et al.'s copy task: blanks are targets too). The metrics
+            always use the mask.
+        loss_scale: multiplies the training loss (Keller et al.'s copy task divides its mean cross-entropy by the
+            batch size: 1 / 128); it changes the gradients' size, hence what gradient clipping does. The logged
+            losses are unscaled.
     """
 
     task_type = "regression"
@@ -77,9 +84,13 @@ class SequenceTaskModule(pl.LightningModule):
         weight_decay: float = 0.0,
         scheduler: str = "none",
         scheduler_kwargs: dict[str, Any] | None = None,
+        loss_steps: str = "masked",
+        loss_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        check_choice("loss_steps", loss_steps, LOSS_STEPS)
+        check_positive_float("loss_scale", loss_scale)
         check_choice("optimizer", optimizer, OPTIMIZERS)
         check_choice("scheduler", scheduler, SCHEDULERS)
         check_positive_float("lr", lr)
@@ -165,7 +176,7 @@ class SequenceTaskModule(pl.LightningModule):
         """The loss, and the batch accuracy for the curriculum (:class:`~wavezoo.lit.curriculum.HorizonCurriculum`)."""
         x, y, mask = batch
         outputs = self.net(x)
-        loss = self.loss(outputs, y, mask)
+        loss = self.loss(outputs, y, self.loss_mask(mask))
         accuracy = self.batch_accuracy(outputs.detach(), y, mask)
         logs = {"train/loss": loss.detach()}
         if accuracy is not None:
@@ -173,7 +184,12 @@ class SequenceTaskModule(pl.LightningModule):
         # Lightning's log() costs about a millisecond a call: log training values only on logging steps.
         if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0:
             self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(x))
-        return {"loss": loss, "accuracy": accuracy}
+        scale = self.hparams.get("loss_scale", 1.0)
+        return {"loss": loss if scale == 1.0 else loss * scale, "accuracy": accuracy}
+
+    def loss_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The steps the loss covers (``loss_steps``): the metric mask, or every step."""
+        return mask if self.hparams.get("loss_steps", "masked") == "masked" else torch.ones_like(mask)
 
     def configure_callbacks(self) -> list[Callback]:
         return [HorizonCurriculum()]
@@ -181,7 +197,8 @@ class SequenceTaskModule(pl.LightningModule):
     def _evaluation_step(self, batch, metrics: MetricCollection, stage: str) -> None:
         x, y, mask = batch
         outputs = self.net(x)
-        self.eval_losses[stage].update(self.loss(outputs, y, mask), weight=mask.sum())
+        loss_mask = self.loss_mask(mask)
+        self.eval_losses[stage].update(self.loss(outputs, y, loss_mask), weight=loss_mask.sum())
         self.log(f"{stage}/loss", self.eval_losses[stage], prog_bar=True, batch_size=len(x))
         self.update_metrics(metrics, outputs, y, mask)
         self.log_dict(metrics, prog_bar=True, batch_size=len(x))

@@ -100,13 +100,31 @@ def lstm(input_size: int, output_size: int, hidden_size: int = 128, **kwargs) ->
     return RecurrentBaseline(input_size, output_size, hidden_size, cell="lstm", **kwargs)
 
 
+IRNN_INITS = ("le2015", "keller")
+
+
 @register_model
-def irnn(input_size: int, output_size: int, hidden_size: int = 100, **kwargs) -> RecurrentBaseline:
-    """iRNN (Le et al. 2015): ReLU Elman RNN with W_hh initialised to the identity and zero biases."""
+def irnn(
+    input_size: int, output_size: int, hidden_size: int = 100, init: str = "le2015", **kwargs
+) -> RecurrentBaseline:
+    """iRNN (Le et al. 2015): ReLU Elman RNN with W_hh initialised to the identity and zero recurrent bias.
+
+    ``init="le2015"``: torch's default input weights, every bias zero. ``init="keller"``: Keller et al.'s iRNN
+    baseline (their ``rnn_model.py`` with ``init='eye'``, ``solo_init='no'``): input weights N(0, 0.001), input
+    bias as ``nn.Linear``'s default U(-1/sqrt(input_size), 1/sqrt(input_size)), W_hh = I, recurrent bias 0. With
+    such small input weights it stays at chance on their copy task.
+    """
+    check_choice("init", init, IRNN_INITS)
     model = RecurrentBaseline(input_size, output_size, hidden_size, cell="rnn", nonlinearity="relu", **kwargs)
+    rnn = model.rnn
     with torch.no_grad():
-        model.rnn.weight_hh_l0.copy_(torch.eye(hidden_size))
-        for name, param in model.rnn.named_parameters():
+        rnn.weight_hh_l0.copy_(torch.eye(hidden_size))
+        for name, param in rnn.named_parameters():
             if name.startswith("bias"):
                 param.zero_()
+        if init == "keller":
+            nn.init.normal_(rnn.weight_ih_l0, std=0.001)
+            if rnn.bias:
+                bound = input_size**-0.5
+                nn.init.uniform_(rnn.bias_ih_l0, -bound, bound)
     return model
