@@ -16,7 +16,7 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 
 SYNTHETIC = {"variable_binding", "hds", "copy", "adding"}
 HUB_DATA = {"smnist", "psmnist", "noisy_scifar"}  # Hugging Face datasets: not available offline
-BENCHMARKS = {"digits", "permuted_digits", "mnist1d", "gunpoint", "japanese_vowels"} | HUB_DATA
+BENCHMARKS = {"digits", "permuted_digits", "mnist1d", "gunpoint", "japanese_vowels", "acsf1"} | HUB_DATA
 
 
 def test_there_is_a_config_per_task_and_baseline():

@@ -133,6 +133,7 @@ def test_script_publishes_and_the_checkpoint_reproduces(published):
     stripped = torch.load(path, weights_only=True)
     assert set(stripped) <= {*KEPT_KEYS, "wavezoo_pretrained"} and "optimizer_states" not in stripped
     assert entry["sizes"] == {"input_size": 8, "output_size": 8, "hidden_size": 16} and entry["step"] == 5
+    assert isinstance(entry["best_val_loss"], float)  # read from the run's RunCheckpoint state in last.ckpt
     net = load_pretrained(TINY["name"], manifest=published)
     assert not net.training and sum(p.numel() for p in net.parameters()) == entry["parameters"]
     module = load_pretrained(TINY["name"], manifest=published, lightning=True)

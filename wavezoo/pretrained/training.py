@@ -67,7 +67,7 @@ def best_checkpoint(folder: Path) -> tuple[Path, float | None]:
     if last.is_file():
         state = read_checkpoint(last)
         for key, saved in (state.get("callbacks") or {}).items():
-            if key.startswith("ModelCheckpoint") and saved.get("best_model_path"):
+            if key.startswith(("ModelCheckpoint", "RunCheckpoint")) and saved.get("best_model_path"):
                 best = folder / Path(saved["best_model_path"]).name
                 score = saved.get("best_model_score")
                 if best.is_file():
