@@ -30,6 +30,8 @@ RUNS = {
     "adding/irnn": ("configs/adding/irnn.yaml", 3000, "val/mse", 0.05, False),
     "permuted_digits/wave_rnn_16x256": ("configs/permuted_digits/wave_rnn_16x256.yaml", 1000, "val/acc", None, True),
     "mnist1d/wave_rnn_16x256": ("configs/mnist1d/wave_rnn_16x256.yaml", 1000, "val/acc", None, True),
+    "permuted_digits/irnn_keller": ("configs/permuted_digits/irnn_keller.yaml", 1000, "val/acc", None, True),
+    "mnist1d/irnn_keller": ("configs/mnist1d/irnn_keller.yaml", 1000, "val/acc", None, True),
 }
 
 

@@ -229,10 +229,10 @@ class WaveScan(torch.autograd.Function):
             grad_x = torch.zeros_like(x)
             for a in range(c):
                 grad_x.addmm_(g[a], in_weight[a])
-        if need[1]:
-            grad_w_in = torch.stack([g[a].T @ x for a in range(c)])
-        if need[2]:
-            grad_b_in = inner.sum(dim=(1, 2))
+        if need[1] or need[2]:  # [dL/dV | dL/db] = G^T [x | 1]: one GEMM per channel, no separate reduction
+            x_one = torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)
+            both = torch.stack([g[a].T @ x_one for a in range(c)])
+            grad_w_in, grad_b_in = both[..., :-1], both[..., -1]
         if need[3]:
             grad_kernel = kernel_grad(rows[:, span:], states[:, :steps].reshape(c, -1), k)
         if need[5] and grad_y is not None:
