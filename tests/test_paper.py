@@ -103,3 +103,39 @@ def test_wavezoo_analyze_names_a_missing_checkpoint(capsys):
         wavezoo_main(["analyze", "--ckpt", "/nonexist.ckpt"])
     assert exit_info.value.code == 2
     assert "checkpoint '/nonexist.ckpt' does not exist" in capsys.readouterr().err
+
+
+def test_table1_sweep_resumes_after_a_kill_and_skips_runs_held_by_a_live_process(tmp_path, monkeypatch):
+    """A stale lock file (its process was killed) does not block a run; a lock held by a live process does."""
+    import importlib
+    import subprocess
+    import sys
+
+    sweep = importlib.import_module("wavezoo.paper.table1")  # the module (the package exports the function)
+
+    trained = []
+
+    def fake_train(task, hidden, l2, seed, steps, folder):
+        trained.append((task, seed))
+        return {"task": task, "hidden": hidden, "l2": l2, "seed": seed, "steps": steps, "test_acc_h200": 0.5,
+                "spectral_error_rad": 1.0, "eig_count_above_0.8": 0}  # fmt: skip
+
+    monkeypatch.setattr(sweep, "train_elman", fake_train)
+    folder = tmp_path / "table1"
+    folder.mkdir()
+    (folder / "T1_N8_L20_seed0.lock").touch()  # left behind by a killed sweep: nobody holds it
+    held = folder / "T1_N8_L20_seed1.lock"
+    script = (
+        f"import time; from filelock import FileLock; lock = FileLock({str(held)!r}); lock.acquire(); "
+        "print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        sweep.table1(["T1"], [8], [0.0], [0, 1], 10, tmp_path)
+    finally:
+        holder.kill()
+    assert trained == [("T1", 0)]  # seed 0 resumed, seed 1 left to its live owner
+    assert (folder / "T1_N8_L20_seed0.json").is_file() and not (folder / "T1_N8_L20_seed1.json").exists()
+    sweep.table1(["T1"], [8], [0.0], [0, 1], 10, tmp_path)  # the owner is gone: seed 1 runs, seed 0 is reused
+    assert trained == [("T1", 0), ("T1", 1)] and not list(folder.glob("*.lock"))

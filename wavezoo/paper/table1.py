@@ -111,9 +111,12 @@ def train_elman(task: str, hidden: int, l2: float, seed: int, steps: int, folder
 def table1(tasks, hiddens, l2s, seeds, steps: int, out: Path) -> list[dict]:
     """Run (or reuse) every run of the sweep, then summarise; returns the summary rows.
 
-    One JSON per run in ``out/table1/``; runs already there are skipped and a run in progress is claimed by a
-    ``.running`` file, so several processes can share one sweep and a killed sweep resumes where it stopped.
+    One JSON per run in ``out/table1/``; runs already there are skipped. A run in progress holds an OS file lock
+    (``<run>.lock``, :class:`filelock.FileLock`), so several processes can share one sweep; the lock dies with its
+    process, so a killed sweep resumes where it stopped (the interrupted run is started again, never skipped).
     """
+    from filelock import FileLock, Timeout
+
     folder = out / "table1"
     folder.mkdir(parents=True, exist_ok=True)
     for task in tasks:
@@ -121,17 +124,21 @@ def table1(tasks, hiddens, l2s, seeds, steps: int, out: Path) -> list[dict]:
             for l2 in l2s:
                 for seed in seeds:
                     path = folder / f"{task}_N{hidden}_L2{l2:g}_seed{seed}.json"
-                    if path.exists():
+                    lock = FileLock(path.with_suffix(".lock"))
+                    try:
+                        lock.acquire(timeout=0)
+                    except Timeout:  # another live process trains this run
                         continue
                     try:
-                        path.with_suffix(".running").open("x").close()
-                    except FileExistsError:
-                        continue
-                    with tempfile.TemporaryDirectory() as tmp:
-                        result = train_elman(task, hidden, l2, seed, steps, Path(tmp))
-                    path.write_text(json.dumps(result, indent=1))
-                    path.with_suffix(".running").unlink()
-                    print(json.dumps({k: v for k, v in result.items() if k != "snapshots"}), flush=True)
+                        if path.exists():
+                            continue
+                        with tempfile.TemporaryDirectory() as tmp:
+                            result = train_elman(task, hidden, l2, seed, steps, Path(tmp))
+                        path.write_text(json.dumps(result, indent=1))
+                        print(json.dumps({k: v for k, v in result.items() if k != "snapshots"}), flush=True)
+                    finally:
+                        lock.release()
+                        path.with_suffix(".lock").unlink(missing_ok=True)
     return summarize_table1(folder)
 
 
