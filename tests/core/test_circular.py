@@ -59,7 +59,7 @@ def test_pooled_path_gives_the_same_gradients_and_reuses_its_buffers(nonlinearit
         assert states is None
         got = torch.autograd.grad(y.square().sum(), args)
         assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(got, expected, strict=True))
-        pointers.append(sorted(b.data_ptr() for free in POOL.free.values() for b in free))
+        pointers.append(sorted(b.data_ptr() for free in POOL.free.values() for b, _ in free))
     assert len(pointers[0]) == 2 and pointers[0] == pointers[1] == pointers[2]  # the same two buffers every step
 
 
@@ -78,10 +78,13 @@ def test_pool_keeps_only_the_latest_shape():
     pool.give(torch.empty(4, 5))
     pool.give(torch.empty(4, 5))  # beyond per_shape: dropped
     assert [len(v) for v in pool.free.values()] == [2]
-    pool.give(torch.empty(3, 3))
+    given = torch.empty(3, 3)
+    pool.give(given)
     assert list(pool.free) == [((3, 3), torch.float32, torch.device("cpu"))]
-    taken = pool.take((3, 3), torch.empty(0))
-    assert taken.shape == (3, 3) and not pool.free[((3, 3), torch.float32, torch.device("cpu"))]
+    taken, views = pool.take((3, 3), torch.empty(0))
+    assert taken is given and views is None and not pool.free[((3, 3), torch.float32, torch.device("cpu"))]
+    fresh, _ = pool.take((3, 3), torch.empty(0))
+    assert fresh is not given and fresh.shape == (3, 3)
 
 
 @pytest.mark.parametrize(("cells", "kernel_size"), [(5, 3), (1, 3), (2, 7), (4, 1)])
@@ -99,3 +102,16 @@ def test_rings_wrap_more_than_once_when_the_ring_is_shorter_than_the_padding():
     padded = torch.zeros(rings.width)
     rings.interior(padded).copy_(torch.tensor([10.0, 11.0]))
     assert rings.wrap_(padded).tolist() == [11.0, 10.0, 11.0, 10.0, 11.0, 10.0, 11.0, 10.0]
+
+
+def test_pooled_buffers_of_the_same_shape_but_another_geometry_get_their_own_views():
+    """n = 6, k = 3 and n = 4, k = 5 both pad to width 8: the pooled buffer is shared, its step views are not."""
+    POOL.clear()
+    for shape in [(3, 2, 2, 6, 3, 1, 2), (3, 2, 2, 4, 5, 1, 2), (3, 2, 2, 6, 3, 1, 2)]:
+        args = inputs(shape, seed=2)
+        y, _ = wave_scan(*args, "relu", pooled=True)
+        expected = torch.autograd.grad(dense_reference(*args, "relu")[0].square().sum(), args)
+        got = torch.autograd.grad(y.square().sum(), args)
+        assert (y - dense_reference(*args, "relu")[0]).abs().max() < 1e-12
+        assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(got, expected, strict=True))
+    assert sum(len(free) for free in POOL.free.values()) == 2  # still only the two buffers of that shape

@@ -78,6 +78,53 @@ def conv_rows_(out: torch.Tensor, taps: torch.Tensor, rows: torch.Tensor, accumu
     return out
 
 
+class StepViews:
+    """The per-step views of a padded sequence buffer ``[c, T + 1, B, w]`` that the scan loops use, made once:
+    ``block[s]`` (step s), ``interior[s]``, ``wraps[s]`` (the pad copies of step s), ``sources[s]`` (the k shifted
+    flat rows of step s, the GEMM inputs) and ``targets[s]`` (step s's flat rows, the GEMM output). Building
+    views costs Python time at every step; a pooled buffer keeps its views between training steps."""
+
+    def __init__(self, buffer: torch.Tensor, rings: Rings, kernel_size: int) -> None:
+        c, blocks, batch, width = buffer.shape
+        p, span = rings.half, batch * width
+        rows = buffer.view(c, -1)
+        self.block = list(buffer.unbind(1))
+        self.interior = [rings.interior(b) for b in self.block]
+        self.targets = [rows[:, s * span + p : (s + 1) * span - p] for s in range(blocks)]
+        size = span - 2 * p
+        self.sources = [
+            [rows[:, s * span + j : s * span + j + size] for j in range(kernel_size)] for s in range(blocks)
+        ]
+        n = rings.cells
+        if 0 < p <= n:
+            self.wraps = [((b[..., :p], b[..., n : n + p]), (b[..., n + p :], b[..., p : 2 * p])) for b in self.block]
+        else:
+            self.wraps = None  # no pads, or rings shorter than the pads: Rings.wrap_ handles it
+        self.rings, self.kernel_size = rings, kernel_size
+
+    @classmethod
+    def of(cls, buffer: torch.Tensor, rings: Rings, kernel_size: int, cached: StepViews | None) -> StepViews:
+        """``cached`` if it was made for this geometry, else new views of ``buffer``."""
+        if cached is not None and (cached.rings.cells, cached.rings.half, cached.kernel_size) == (
+            rings.cells, rings.half, kernel_size
+        ):
+            return cached
+        return cls(buffer, rings, kernel_size)
+
+    def wrap_(self, s: int) -> None:
+        if self.wraps is None:
+            self.rings.wrap_(self.block[s])
+            return
+        for destination, source in self.wraps[s]:
+            destination.copy_(source)
+
+    def conv_(self, target: int, source: int, taps: torch.Tensor) -> None:
+        """``targets[target] += sum_j taps[j] @ sources[source][j]``."""
+        out = self.targets[target]
+        for tap, rows in zip(taps, self.sources[source], strict=True):
+            out.addmm_(tap, rows)
+
+
 def circular_conv(h: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """u (*) h for ``h`` ``[c, ..., n]`` (channel first, cell last): one step of the recurrence."""
     c, n = h.shape[0], h.shape[-1]
@@ -115,27 +162,28 @@ def kernel_grad(g_rows: torch.Tensor, h_rows: torch.Tensor, kernel_size: int) ->
 
 class BufferPool:
     """Large CPU buffers reused between training steps (a fresh multi-megabyte tensor costs its page faults on
-    first touch every step; torch's CPU allocator does not cache). A buffer is taken exclusively and given back
-    only when nothing refers to it any more. Only the buffers of the latest shape are kept (at most ``per_shape``),
-    so the pool never holds more than one training step's buffers. CUDA tensors bypass it (torch's CUDA allocator
-    caches)."""
+    first touch every step; torch's CPU allocator does not cache), each with its :class:`StepViews`. A buffer is
+    taken exclusively and given back only when nothing refers to it any more. Only the buffers of the latest shape
+    are kept (at most ``per_shape``), so the pool never holds more than one training step's buffers. CUDA tensors
+    bypass it (torch's CUDA allocator caches)."""
 
     def __init__(self, per_shape: int = 2) -> None:
         self.per_shape = per_shape  # a training step needs two: the states and the gradient buffer
-        self.free: dict[tuple, list[torch.Tensor]] = {}
+        self.free: dict[tuple, list[tuple[torch.Tensor, StepViews | None]]] = {}
 
-    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> tuple[torch.Tensor, StepViews | None]:
+        """A buffer of ``shape`` (and the step views it was given back with, if any)."""
         free = self.free.get((tuple(shape), like.dtype, like.device))
-        return free.pop() if free else like.new_empty(shape)
+        return free.pop() if free else (like.new_empty(shape), None)
 
-    def give(self, buffer: torch.Tensor) -> None:
+    def give(self, buffer: torch.Tensor, views: StepViews | None = None) -> None:
         if buffer.device.type == "cpu":
             key = (tuple(buffer.shape), buffer.dtype, buffer.device)
             if key not in self.free:  # keep the buffers of the latest shape only: at most per_shape buffers
                 self.free = {key: []}
             free = self.free[key]
             if len(free) < self.per_shape:
-                free.append(buffer)
+                free.append((buffer, views))
 
     def clear(self) -> None:
         """Free every pooled buffer (``wavezoo.core.circular.POOL.clear()``)."""
@@ -162,32 +210,32 @@ class WaveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, in_weight, in_bias, kernel, h0, out_weight, nonlinearity: str, pooled: bool):
         c, batch, n = h0.shape
-        steps = x.shape[0] // batch
-        rings = Rings(n, kernel.shape[-1])
-        p, span = rings.half, batch * rings.width
+        steps, k = x.shape[0] // batch, kernel.shape[-1]
+        rings = Rings(n, k)
         kernel = kernel.detach()
         forward_taps = taps(kernel)
         shape = (c, steps + 1, batch, rings.width)
-        states = POOL.take(shape, x) if pooled else x.new_empty(shape)  # padded h(0..T)
-        rings.interior(states[:, 0]).copy_(h0)
-        rings.wrap_(states[:, 0])
+        states, cached = POOL.take(shape, x) if pooled else (x.new_empty(shape), None)  # padded h(0..T)
+        views = StepViews.of(states, rings, k, cached)
+        views.interior[0].copy_(h0)
+        views.wrap_(0)
         inner = rings.interior(states[:, 1:])  # [c, T, B, n]
         for a in range(c):  # V x + b, straight into the buffer
             torch.addmm(in_bias[a], x, in_weight[a].T, out=inner[a].flatten(0, 1))
-        rows = states.view(c, -1)
+        relu = nonlinearity == "relu"
         for t in range(steps):
-            current = rows[:, t * span : (t + 1) * span]
-            conv_rows_(rows[:, (t + 1) * span + p : (t + 2) * span - p], forward_taps, current)
-            new = states[:, t + 1]
-            rings.wrap_(new.clamp_(min=0) if nonlinearity == "relu" else new.tanh_())
+            views.conv_(t + 1, t, forward_taps)
+            new = views.block[t + 1]
+            new.clamp_(min=0) if relu else new.tanh_()
+            views.wrap_(t + 1)
         y = x.new_zeros(x.shape[0], out_weight.shape[0])
         for a in range(c):
             y.addmm_(inner[a].flatten(0, 1), out_weight[:, a].T)
         ctx.save_for_backward(x, in_weight, kernel, out_weight, states)
-        ctx.nonlinearity, ctx.pooled, ctx.done = nonlinearity, pooled, False
+        ctx.nonlinearity, ctx.pooled, ctx.done, ctx.views = nonlinearity, pooled, False, views
         ctx.set_materialize_grads(False)
         if pooled and not any(ctx.needs_input_grad):  # no backward will come: the buffer is free again
-            POOL.give(states)
+            POOL.give(states, views)
         return y, None if pooled else inner
 
     @staticmethod
@@ -199,11 +247,11 @@ class WaveScan(torch.autograd.Function):
         c, steps, batch, width = states.shape[0], states.shape[1] - 1, states.shape[2], states.shape[3]
         k = kernel.shape[-1]
         rings = Rings(width - 2 * (k // 2), k)
-        p, span = rings.half, batch * width
         adjoint = taps(kernel.transpose(0, 1).flip(-1))  # u^T with reversed taps
         # grads[:, t] = dL/d(pre-activation)(t), padded: starts as dL/dh(t) from the outputs; the adjoint convolution
         # of step t + 1 is accumulated into it before sigma' is applied.
-        grads = POOL.take(states.shape, states)
+        grads, cached = POOL.take(states.shape, states)
+        views, state_views = StepViews.of(grads, rings, k, cached), ctx.views
         inner = rings.interior(grads[:, 1:])
         for a in range(c):
             target = inner[a].flatten(0, 1)
@@ -213,13 +261,12 @@ class WaveScan(torch.autograd.Function):
                 target.addmm_(grad_y, out_weight[:, a], beta=0 if grad_states is None else 1)
             elif grad_states is None:
                 target.zero_()
-        rings.interior(grads[:, 0]).zero_()
-        rows = grads.view(c, -1)
-        scratch = torch.empty_like(rings.interior(states[:, 0])) if ctx.nonlinearity == "tanh" else None
+        views.interior[0].zero_()
+        scratch = torch.empty_like(views.interior[0]) if ctx.nonlinearity == "tanh" else None
         for t in range(steps, 0, -1):
-            _activation_grad_(rings.interior(grads[:, t]), rings.interior(states[:, t]), ctx.nonlinearity, scratch)
-            rings.wrap_(grads[:, t])
-            conv_rows_(rows[:, (t - 1) * span + p : t * span - p], adjoint, rows[:, t * span : (t + 1) * span])
+            _activation_grad_(views.interior[t], state_views.interior[t], ctx.nonlinearity, scratch)
+            views.wrap_(t)
+            views.conv_(t - 1, t, adjoint)
         rings.zero_pads_(grads[:, 1:])  # the kernel gradient below sums over interior cells only
         need = ctx.needs_input_grad
         g = [inner[a].flatten(0, 1) for a in range(c)]  # dL/d(pre-activation), [T B, n] per channel
@@ -234,14 +281,15 @@ class WaveScan(torch.autograd.Function):
             both = torch.stack([g[a].T @ x_one for a in range(c)])
             grad_w_in, grad_b_in = both[..., :-1], both[..., -1]
         if need[3]:
-            grad_kernel = kernel_grad(rows[:, span:], states[:, :steps].reshape(c, -1), k)
+            span = batch * width
+            grad_kernel = kernel_grad(grads.view(c, -1)[:, span:], states[:, :steps].reshape(c, -1), k)
         if need[5] and grad_y is not None:
             grad_w_out = torch.stack([grad_y.T @ h[a].flatten(0, 1) for a in range(c)], dim=1)
-        grad_h0 = rings.interior(grads[:, 0]).clone() if need[4] else None
-        POOL.give(grads)
+        grad_h0 = views.interior[0].clone() if need[4] else None
+        POOL.give(grads, views)
         if ctx.pooled:
             ctx.done = True
-            POOL.give(states)
+            POOL.give(states, state_views)
         return grad_x, grad_w_in, grad_b_in, grad_kernel, grad_h0, grad_w_out, None, None
 
 
