@@ -135,6 +135,7 @@ def test_table1_sweep_resumes_after_a_kill_and_skips_runs_held_by_a_live_process
         sweep.table1(["T1"], [8], [0.0], [0, 1], 10, tmp_path)
     finally:
         holder.kill()
+        holder.wait()  # its lock is released when the process is gone
     assert trained == [("T1", 0)]  # seed 0 resumed, seed 1 left to its live owner
     assert (folder / "T1_N8_L20_seed0.json").is_file() and not (folder / "T1_N8_L20_seed1.json").exists()
     sweep.table1(["T1"], [8], [0.0], [0, 1], 10, tmp_path)  # the owner is gone: seed 1 runs, seed 0 is reused
