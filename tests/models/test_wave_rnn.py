@@ -162,3 +162,16 @@ def test_initialisations_follow_the_authors():
     assert 0.0008 < plain.input_map.weight.std() < 0.0012  # N(0, 0.001)
     assert plain.input_map.bias.abs().max() > 0.1  # nn.Linear's default U(-1/sqrt(10), 1/sqrt(10)) kept
     assert plain.recurrent_bias is None and "recurrent_bias" not in plain.state_dict()
+
+
+def test_steps_with_recurrent_bias_equal_the_sequence():
+    torch.manual_seed(3)
+    model = WaveRNN(2, 3, 24, channels=4, shift_init=False, solo_init=False, recurrent_bias=True).double().eval()
+    x = torch.randn(3, 8, 2, dtype=torch.float64)
+    state, outputs = model.initial_state(3, dtype=torch.float64), []
+    with torch.no_grad():
+        for t in range(8):
+            y_t, state = model.step(x[:, t], state)
+            outputs.append(y_t)
+        assert torch.allclose(torch.stack(outputs, 1), model(x), atol=1e-12)
+        assert torch.allclose(state, model.hidden_states(x)[:, -1], atol=1e-12)
