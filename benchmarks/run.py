@@ -1,6 +1,6 @@
 """Benchmark suite: every figure is a ratio to a reference measured in the same process.
 
-    python -m benchmarks.run [--quick] [--out benchmarks/results.json] [--only twm_step,wave_rnn,...]
+    python -m benchmarks.run [--quick] [--device cpu|cuda] [--out benchmarks/results.json] [--only twm_step,...]
 
 Times are medians of ``torch.utils.benchmark`` runs (warm-up included). "act MB" is the memory of the tensors
 autograd saves for the backward pass (the activation memory that dominates training on the CPU); on CUDA the
@@ -38,7 +38,7 @@ def median_ms(fn: Callable[[], object], min_run_time: float) -> float:
 
 
 def activation_mb(fn: Callable[[], object]) -> float:
-    if torch.cuda.is_available():
+    if torch.get_default_device().type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         fn()
         return torch.cuda.max_memory_allocated() / 2**20
@@ -219,8 +219,11 @@ def bench_generation(quick: bool, t: float) -> None:
 
 def bench_training(quick: bool, t: float) -> None:
     """Training steps (forward, backward, Adam) of every family on variable binding T1 at horizon 100."""
-    data = VariableBindingDataModule("T1", horizons=[100])
-    x, y, mask = data.next_train_batch()
+    with torch.device("cpu"):  # the generators of the DataModules live on the CPU
+        data = VariableBindingDataModule("T1", horizons=[100])
+        x, y, mask = data.next_train_batch()
+    device = torch.get_default_device()
+    x, y, mask = x.to(device), y.to(device), mask.to(device)
     families = {
         "elman": 128,
         "gru": 128,
@@ -296,12 +299,18 @@ BENCHES = {
 }
 
 
+CPU_ONLY = {"framework"}  # compares Lightning with benchmarks.plain_loop, which runs on the CPU
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller shapes, shorter timings")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where models and tensors live")
     parser.add_argument("--out", default="benchmarks/results.json")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHES)}")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available to torch here")
     chosen = [b for b in args.only.split(",") if b] or list(BENCHES)
     unknown = sorted(set(chosen) - set(BENCHES))
     if unknown:
@@ -310,12 +319,16 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     print(f"{'group':<12} {'model':<26} {'shape':<28} {'ms':>10} {'tokens/s':>12} {'act MB':>8}  {'ratio':<24} target")
     for name in chosen:
-        BENCHES[name](args.quick, t)
+        if args.device != "cpu" and name in CPU_ONLY:
+            print(f"{name:<12} skipped on {args.device}: a CPU comparison")
+            continue
+        with torch.device(args.device):  # models and tensors of every benchmark are created there
+            BENCHES[name](args.quick, t)
     meta = {
         "date": str(date.today()),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "quick": args.quick,
     }
     with open(args.out, "w") as fh:

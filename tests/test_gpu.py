@@ -1,0 +1,75 @@
+"""The GPU tier (``-m gpu``): every family on CUDA equals its CPU result, in float32 and under bf16 autocast.
+
+Skipped where torch sees no CUDA device, so CPU CI is unchanged; ``scripts/gpu_check.sh`` runs it on a borrowed GPU.
+Tolerances: float32 on CUDA may use TF32 matmuls (cuBLAS/cuDNN), hence 2e-3 relative; bf16 autocast keeps about
+three significant digits, hence 5e-2 relative on the outputs.
+"""
+
+import pytest
+import torch
+
+import wavezoo
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+FAMILIES = wavezoo.list_models()
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float().cpu() - b.float().cpu()).norm() / b.float().cpu().norm().clamp_min(1e-12)).item()
+
+
+def pair(name: str, hidden_size: int = 48):
+    torch.manual_seed(0)
+    cpu = wavezoo.create_model(name, input_size=3, output_size=5, hidden_size=hidden_size)
+    gpu = wavezoo.create_model(name, input_size=3, output_size=5, hidden_size=hidden_size).cuda()
+    gpu.load_state_dict(cpu.state_dict())
+    return cpu, gpu
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("training", [True, False])
+def test_forward_and_backward_on_cuda_equal_the_cpu(name, training):
+    cpu, gpu = pair(name)
+    cpu.train(training)
+    gpu.train(training)
+    x = torch.randn(4, 11, 3)
+    y_cpu, y_gpu = cpu(x), gpu(x.cuda())
+    assert y_gpu.device.type == "cuda" and relative_error(y_gpu, y_cpu) < 2e-3
+    y_cpu.square().mean().backward()
+    y_gpu.square().mean().backward()
+    for (label, p_cpu), p_gpu in zip(cpu.named_parameters(), gpu.parameters(), strict=True):
+        if p_cpu.grad is not None and p_cpu.grad.norm() > 0:
+            assert relative_error(p_gpu.grad, p_cpu.grad) < 5e-3, label
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_bf16_autocast_stays_close(name):
+    cpu, gpu = pair(name)
+    x = torch.randn(4, 11, 3)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = gpu(x.cuda())
+    assert torch.isfinite(y).all() and relative_error(y, cpu(x)) < 5e-2
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_steps_on_cuda_equal_the_sequence(name):
+    _, gpu = pair(name)
+    gpu.eval()
+    x = torch.randn(2, 6, 3, device="cuda")
+    state, outputs = gpu.initial_state(2, device="cuda"), []
+    with torch.no_grad():
+        for t in range(6):
+            y_t, state = gpu.step(x[:, t], state)
+            outputs.append(y_t)
+        assert relative_error(torch.stack(outputs, 1), gpu(x)) < 1e-4
+
+
+def test_wave_rnn_at_the_authors_size_on_cuda():
+    """The structured kernel on CUDA (no buffer pool there) equals the CPU one at 1,024 units (4 x 256 cells)."""
+    cpu, gpu = pair("wave_rnn", hidden_size=1024)
+    x = torch.randn(8, 50, 3)
+    assert relative_error(gpu(x.cuda()), cpu(x)) < 2e-3
