@@ -126,3 +126,30 @@ def test_loss_over_all_steps_and_its_scale_as_keller_et_al(tmp_path):
     assert accuracy == (logits[mask].argmax(-1) == y[mask]).float().mean()  # the accuracy stays on the mask
     loss, logits, y, mask, _ = seen["masked"]
     assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits[mask], y[mask]).item(), rel=1e-4)
+
+
+def test_curriculum_reads_the_accuracy_once_per_window_when_asked():
+    """Per step on the CPU (the paper's rule); with a window (the accelerator default) one host read per window,
+    advancing if any step of the window passed."""
+    from types import SimpleNamespace
+
+    from wavezoo.lit.curriculum import HorizonCurriculum
+
+    def run(callback, accuracies):
+        data = VariableBindingDataModule("T1", horizons=[2, 3, 4], curriculum_threshold=0.5)
+        reads = []
+        report = data.report_train_accuracy
+        data.report_train_accuracy = lambda a: reads.append(a) or report(a)
+        trainer = SimpleNamespace(datamodule=data, world_size=1, global_step=1, log_every_n_steps=10**9)
+        module = SimpleNamespace(device=torch.device("cpu"))
+        stages = []
+        for accuracy in accuracies:
+            callback.on_train_batch_end(trainer, module, {"accuracy": torch.tensor(accuracy)}, None, 0)
+            stages.append(data.stage)
+        return reads, stages
+
+    accuracies = [0.1, 0.9, 0.2, 0.1, 0.3, 0.2, 0.9, 0.1]
+    reads, stages = run(HorizonCurriculum(), accuracies)
+    assert len(reads) == 8 and stages == [0, 1, 1, 1, 1, 1, 2, 2]  # the CPU default: every step
+    reads, stages = run(HorizonCurriculum(check_every_n_steps=4), accuracies)
+    assert reads == pytest.approx([0.9, 0.9]) and stages == [0, 0, 0, 1, 1, 1, 1, 2]  # one read per 4 steps
