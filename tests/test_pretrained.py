@@ -83,6 +83,39 @@ def test_published_checkpoint_reproduces_its_metrics(name):
     assert compare_metrics(evaluate(name, manifest=REAL.path), entry["metrics"]) == []
 
 
+def test_every_published_model_loads_without_lightning(tmp_path):
+    """Plain models need no Lightning: in a process where ``import lightning`` fails, every published name loads by
+    ``load_pretrained`` and ``create_model(pretrained=...)`` and gives the outputs of the Lightning path."""
+    import subprocess
+
+    names = list_pretrained(manifest=REAL.path)
+    script = (
+        "import sys, torch\n"
+        "for blocked in ('lightning', 'lightning.pytorch', 'pytorch_lightning'):\n"
+        "    sys.modules[blocked] = None  # any import of them raises ImportError\n"
+        "import wavezoo\n"
+        f"out = {{}}\nfor name in {names!r}:\n"
+        "    net = wavezoo.load_pretrained(name)\n"
+        "    info = wavezoo.pretrained_info(name)\n"
+        "    same = wavezoo.create_model(info['family'], pretrained=name)\n"
+        "    torch.manual_seed(0)\n"
+        "    x = torch.randn(2, 5, info['sizes']['input_size'])\n"
+        "    assert torch.equal(net(x), same(x))\n"
+        "    out[name] = net(x)\n"
+        "assert 'lightning' not in {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
+        f"torch.save(out, {str(tmp_path / 'outputs.pt')!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outputs = torch.load(tmp_path / "outputs.pt", weights_only=True)
+    assert sorted(outputs) == sorted(names)
+    for name in names:
+        module = load_pretrained(name, manifest=REAL.path, lightning=True)
+        torch.manual_seed(0)
+        x = torch.randn(2, 5, module.hparams.input_size)
+        assert torch.allclose(module.net(x), outputs[name], atol=1e-6), name
+
+
 def test_real_manifest_recipes_are_well_formed(capsys):
     assert len(REAL.entries) >= 22
     for entry in REAL.entries:

@@ -11,7 +11,8 @@ from torch import nn
 
 from wavezoo.errors import ChecksumError, ConfigError
 from wavezoo.pretrained.manifest import CACHE_ENV, Manifest, is_published, manifest_path, read_manifest, sha256_file
-from wavezoo.trust import resolve_class
+from wavezoo.registry import create_model
+from wavezoo.trust import check_model_shapes, load_tensor_file, model_spec, resolve_class
 
 # What a published checkpoint keeps of a Lightning checkpoint: enough for load_from_checkpoint and `wavezoo test
 # --ckpt_path`; optimizer states, loops, callbacks and the DataModule's training state are dropped.
@@ -122,6 +123,34 @@ def _load_entry(entry: dict[str, Any], folder, *, check_hash: bool = True, map_l
     return module.eval()
 
 
+def _load_net(entry: dict[str, Any], folder, *, check_hash: bool = True, map_location: Any = "cpu") -> nn.Module:
+    """The plain zoo model of a published entry, in eval mode, without importing Lightning.
+
+    The file's sha256 is checked first; the stripped checkpoint is read with ``weights_only=True``
+    (:func:`wavezoo.trust.load_tensor_file`), its family and sizes checked (:func:`~wavezoo.trust.model_spec`), the
+    ``net.`` weights' shapes compared with the model it claims on the meta device before anything is allocated
+    (:func:`~wavezoo.trust.check_model_shapes`), then the model is built and loaded.
+    """
+    path = checkpoint_file(entry, folder)
+    if check_hash:
+        verify_checksum(path, entry["sha256"], entry["name"])
+    source = f"pretrained checkpoint {entry['name']!r}"
+    raw = load_tensor_file(path, map_location)
+    if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
+        raise ConfigError(f"{source}: {os.fspath(path)!r} is not a wavezoo checkpoint (no state_dict)")
+    family, sizes, kwargs = model_spec(raw.get("hyper_parameters") or {}, source)
+    if entry.get("family") and family != entry["family"]:
+        raise ConfigError(f"{source} holds a {family!r} model, the manifest says {entry['family']!r}")
+    weights = {key[len("net.") :]: value for key, value in raw["state_dict"].items() if key.startswith("net.")}
+    check_model_shapes(family, sizes, kwargs, {key: tuple(value.shape) for key, value in weights.items()}, source)
+    net = create_model(family, **sizes, **kwargs)
+    net.load_state_dict(weights)
+    net.wavezoo_config.update(
+        pretrained=entry["name"], task=entry.get("task"), metrics=entry.get("metrics"), command=entry.get("command")
+    )
+    return net.eval()
+
+
 def load_pretrained(
     name: str,
     *,
@@ -134,10 +163,12 @@ def load_pretrained(
     ``lightning=True`` its LightningModule (metrics, ``trainer.test``...).
 
     The file's sha256 is checked against the manifest before it is loaded (:class:`ChecksumError` if it differs).
+    The plain model needs no Lightning: it loads where ``import lightning`` fails.
     """
     index = read_manifest(manifest)
-    module = _load_entry(index.get(name), index.folder, check_hash=check_hash, map_location=map_location)
-    return module if lightning else module.net.eval()
+    if not lightning:
+        return _load_net(index.get(name), index.folder, check_hash=check_hash, map_location=map_location)
+    return _load_entry(index.get(name), index.folder, check_hash=check_hash, map_location=map_location)
 
 
 def build_datamodule(spec: dict[str, Any]):
@@ -230,7 +261,7 @@ def pretrained_model(family: str, pretrained: bool | str, given: dict[str, Any],
         name = pretrained
     else:
         raise ConfigError(f"pretrained={pretrained!r} is invalid: expected True, False or a checkpoint name")
-    net = _load_entry(index.get(name), index.folder).net.eval()
+    net = _load_net(index.get(name), index.folder)
     saved = {**net.wavezoo_config["sizes"], **net.wavezoo_config["model_kwargs"]}
     differ = [f"{k}={v!r} (checkpoint: {saved.get(k)!r})" for k, v in given.items() if saved.get(k) != v]
     if differ:
