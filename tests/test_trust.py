@@ -187,3 +187,23 @@ def test_a_real_checkpoint_still_loads(good):
     module = SequenceRegression.load_from_checkpoint(good)
     assert module.hparams.hidden_size == 16
     assert json.loads(json.dumps(read_checkpoint(good)["hyper_parameters"]))["model"] == "elman"
+
+
+def test_plain_model_path_checks_class_paths_without_importing_them():
+    """Building the plain net (``import_classes=False``) still refuses class paths outside wavezoo, and checks a
+    wavezoo one by its name only, so nothing is imported (Lightning may be missing)."""
+    from wavezoo.trust import check_lightning_checkpoint, net_from_checkpoint
+
+    net = wavezoo.create_model("gru", input_size=2, output_size=3, hidden_size=4)
+    state = {f"net.{k}": v for k, v in net.state_dict().items()}
+    hparams = {"model": "gru", "input_size": 2, "output_size": 3, "hidden_size": 4, "model_kwargs": None}
+    unknown = {"state_dict": state, "hyper_parameters": {**hparams, "_class_path": "wavezoo.lit.NoSuchModule"}}
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        check_lightning_checkpoint(unknown, "ckpt")
+    checked = check_lightning_checkpoint(unknown, "ckpt", import_classes=False)
+    rebuilt = net_from_checkpoint(checked, "ckpt")
+    x = torch.randn(2, 5, 2)
+    assert torch.equal(rebuilt(x), net.eval()(x)) and not rebuilt.training
+    outside = {"state_dict": state, "hyper_parameters": {**hparams, "_class_path": "os.system"}}
+    with pytest.raises(ConfigError, match="_class_path 'os.system' is refused"):
+        check_lightning_checkpoint(outside, "ckpt", import_classes=False)

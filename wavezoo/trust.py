@@ -72,15 +72,21 @@ def load_tensor_file(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     raise ConfigError(f"checkpoint {path!r} cannot be read, it is truncated or corrupted ({reason})")
 
 
-def resolve_class(path: Any, base: type, what: str) -> type:
-    """The class at the dotted ``path``, which must lie inside the ``wavezoo`` package (checked before anything
-    is imported) and be a subclass of ``base``."""
+def check_class_path(path: Any, what: str) -> str:
+    """``path`` if it is a dotted name inside the ``wavezoo`` package (nothing is imported), else a one-line
+    :class:`ConfigError`."""
     if not isinstance(path, str) or not re.fullmatch(rf"{TRUSTED_PACKAGE}(\.\w+)+", path):
         raise ConfigError(
             f"{what} {short(path)} is refused: class paths in data files must name a class inside the "
             f"{TRUSTED_PACKAGE} package (e.g. 'wavezoo.lit.SequenceRegression')"
         )
-    module_name, _, attr = path.rpartition(".")
+    return path
+
+
+def resolve_class(path: Any, base: type, what: str) -> type:
+    """The class at the dotted ``path``, which must lie inside the ``wavezoo`` package (checked before anything
+    is imported) and be a subclass of ``base``."""
+    module_name, _, attr = check_class_path(path, what).rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError):
@@ -90,15 +96,21 @@ def resolve_class(path: Any, base: type, what: str) -> type:
     return cls
 
 
-def check_hyperparameters(hparams: Any, source: str, base: type | None = None) -> dict[str, Any]:
-    """Refuse hyper-parameters whose ``_class_path`` leaves ``wavezoo`` (or is not a ``base``) or whose
-    ``_instantiator`` is not Lightning's; return them as a dict."""
+def check_hyperparameters(
+    hparams: Any, source: str, base: type | None = None, import_classes: bool = True
+) -> dict[str, Any]:
+    """Refuse hyper-parameters whose ``_class_path`` leaves ``wavezoo`` (or, when ``import_classes``, is not an
+    importable ``base``) or whose ``_instantiator`` is not Lightning's; return them as a dict."""
     if hparams is None:
         return {}
     if not isinstance(hparams, Mapping):
         raise ConfigError(f"{source}: hyper_parameters must be a mapping, got a {type(hparams).__name__}")
     if "_class_path" in hparams:
-        resolve_class(hparams["_class_path"], base or object, f"{source}: _class_path")
+        what = f"{source}: _class_path"
+        if import_classes:
+            resolve_class(hparams["_class_path"], base or object, what)
+        else:
+            check_class_path(hparams["_class_path"], what)
     instantiator = hparams.get("_instantiator")
     if instantiator is not None and instantiator not in TRUSTED_INSTANTIATORS:
         expected = TRUSTED_INSTANTIATORS[0]
@@ -187,13 +199,17 @@ def check_finite(state_dict: Mapping[str, Any], source: str) -> None:
         )
 
 
-def check_lightning_checkpoint(checkpoint: Any, source: str, base: type | None = None) -> dict[str, Any]:
+def check_lightning_checkpoint(
+    checkpoint: Any, source: str, base: type | None = None, import_classes: bool = True
+) -> dict[str, Any]:
     """Everything wavezoo checks of a loaded Lightning checkpoint before building a model from it: a dict with a
-    ``state_dict`` of tensors, trusted class paths, a claimed architecture that fits the tensors, finite weights."""
+    ``state_dict`` of tensors, trusted class paths, a claimed architecture that fits the tensors, finite weights.
+    ``import_classes=False`` checks the class paths without importing them (to build the plain model only, where
+    Lightning may be missing)."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), Mapping):
         raise ConfigError(f"{source} has no 'state_dict': not a Lightning checkpoint of wavezoo")
-    hparams = check_hyperparameters(checkpoint.get("hyper_parameters"), source, base)
-    check_hyperparameters(checkpoint.get("datamodule_hyper_parameters"), source)
+    hparams = check_hyperparameters(checkpoint.get("hyper_parameters"), source, base, import_classes)
+    check_hyperparameters(checkpoint.get("datamodule_hyper_parameters"), source, import_classes=import_classes)
     state = checkpoint["state_dict"]
     if "model" in hparams:
         family, sizes, kwargs = model_spec(hparams, source)
@@ -206,3 +222,12 @@ def check_lightning_checkpoint(checkpoint: Any, source: str, base: type | None =
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", base: type | None = None) -> dict[str, Any]:
     """A wavezoo Lightning checkpoint read with ``weights_only=True``, checked by :func:`check_lightning_checkpoint`."""
     return check_lightning_checkpoint(load_tensor_file(path, map_location), f"checkpoint {os.fspath(path)!r}", base)
+
+
+def net_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> torch.nn.Module:
+    """The plain zoo model inside a checkpoint that :func:`check_lightning_checkpoint` accepted: built from its
+    hyper-parameters and loaded with its ``net.`` weights, in eval mode (no Lightning needed)."""
+    family, sizes, kwargs = model_spec(checkpoint.get("hyper_parameters") or {}, source)
+    net = create_model(family, **sizes, **kwargs)
+    net.load_state_dict({k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
+    return net.eval()

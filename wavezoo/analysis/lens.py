@@ -123,17 +123,17 @@ def wave_lens(
 def model_from_checkpoint(path: str | Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, dict, dict]:
     """(trained net, the same architecture freshly initialised with ``seed``, model hparams, data hparams)."""
     from wavezoo.registry import create_model
-    from wavezoo.trust import read_checkpoint
+    from wavezoo.trust import net_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(path)
     hp = checkpoint.get("hyper_parameters", {})
     if "model" not in hp:
         raise ConfigError(f"checkpoint {str(path)!r} was not written by a wavezoo LightningModule (no 'model')")
-    kwargs = {k: hp[k] for k in ("input_size", "output_size", "hidden_size")} | dict(hp.get("model_kwargs") or {})
-    net = create_model(hp["model"], **kwargs)
-    net.load_state_dict({k[4:]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
+    net = net_from_checkpoint(checkpoint, f"checkpoint {str(path)!r}")
+    config = net.wavezoo_config
     torch.manual_seed(seed)
-    return net.eval(), create_model(hp["model"], **kwargs).eval(), hp, checkpoint.get("datamodule_hyper_parameters", {})
+    fresh = create_model(config["family"], **config["sizes"], **config["model_kwargs"]).eval()
+    return net, fresh, hp, checkpoint.get("datamodule_hyper_parameters", {})
 
 
 def analyze_checkpoint(

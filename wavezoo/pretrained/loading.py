@@ -11,8 +11,7 @@ from torch import nn
 
 from wavezoo.errors import ChecksumError, ConfigError
 from wavezoo.pretrained.manifest import CACHE_ENV, Manifest, is_published, manifest_path, read_manifest, sha256_file
-from wavezoo.registry import create_model
-from wavezoo.trust import check_model_shapes, load_tensor_file, model_spec, resolve_class
+from wavezoo.trust import check_lightning_checkpoint, load_tensor_file, net_from_checkpoint, resolve_class
 
 # What a published checkpoint keeps of a Lightning checkpoint: enough for load_from_checkpoint and `wavezoo test
 # --ckpt_path`; optimizer states, loops, callbacks and the DataModule's training state are dropped.
@@ -126,25 +125,19 @@ def _load_entry(entry: dict[str, Any], folder, *, check_hash: bool = True, map_l
 def _load_net(entry: dict[str, Any], folder, *, check_hash: bool = True, map_location: Any = "cpu") -> nn.Module:
     """The plain zoo model of a published entry, in eval mode, without importing Lightning.
 
-    The file's sha256 is checked first; the stripped checkpoint is read with ``weights_only=True``
-    (:func:`wavezoo.trust.load_tensor_file`), its family and sizes checked (:func:`~wavezoo.trust.model_spec`), the
-    ``net.`` weights' shapes compared with the model it claims on the meta device before anything is allocated
-    (:func:`~wavezoo.trust.check_model_shapes`), then the model is built and loaded.
+    The file's sha256 is checked first; the stripped checkpoint is read with ``weights_only=True`` and checked by
+    :func:`wavezoo.trust.check_lightning_checkpoint` (class paths, the claimed architecture against the tensors'
+    shapes on the meta device, finite weights) before :func:`wavezoo.trust.net_from_checkpoint` builds the model.
     """
     path = checkpoint_file(entry, folder)
     if check_hash:
         verify_checksum(path, entry["sha256"], entry["name"])
     source = f"pretrained checkpoint {entry['name']!r}"
-    raw = load_tensor_file(path, map_location)
-    if not isinstance(raw, dict) or not isinstance(raw.get("state_dict"), dict):
-        raise ConfigError(f"{source}: {os.fspath(path)!r} is not a wavezoo checkpoint (no state_dict)")
-    family, sizes, kwargs = model_spec(raw.get("hyper_parameters") or {}, source)
+    raw = check_lightning_checkpoint(load_tensor_file(path, map_location), source, import_classes=False)
+    net = net_from_checkpoint(raw, source)
+    family = net.wavezoo_config["family"]
     if entry.get("family") and family != entry["family"]:
         raise ConfigError(f"{source} holds a {family!r} model, the manifest says {entry['family']!r}")
-    weights = {key[len("net.") :]: value for key, value in raw["state_dict"].items() if key.startswith("net.")}
-    check_model_shapes(family, sizes, kwargs, {key: tuple(value.shape) for key, value in weights.items()}, source)
-    net = create_model(family, **sizes, **kwargs)
-    net.load_state_dict(weights)
     net.wavezoo_config.update(
         pretrained=entry["name"], task=entry.get("task"), metrics=entry.get("metrics"), command=entry.get("command")
     )
