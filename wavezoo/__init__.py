@@ -2,6 +2,7 @@
 
 from wavezoo import models  # noqa: F401  (registers the model families)
 from wavezoo.errors import ChecksumError, ConfigError
+from wavezoo.factory import create_model
 from wavezoo.pretrained import (
     from_pretrained,
     list_pretrained,
@@ -10,7 +11,7 @@ from wavezoo.pretrained import (
     push_to_hub,
     save_pretrained,
 )
-from wavezoo.registry import create_model, is_model, list_models, register_model
+from wavezoo.registry import is_model, list_models, register_model
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,5 @@
-"""Model registry in the style of timm: ``@register_model`` builders, ``list_models``, ``create_model``."""
+"""Model registry in the style of timm: ``@register_model`` builders, ``list_models``, ``build_model`` (fresh weights;
+``wavezoo.create_model`` in :mod:`wavezoo.factory` adds the published weights)."""
 
 from __future__ import annotations
 
@@ -33,35 +34,14 @@ def is_model(name: str) -> bool:
     return name in _MODELS
 
 
-def create_model(
-    name: str,
-    *,
-    input_size: int | None = None,
-    output_size: int | None = None,
-    hidden_size: int | None = None,
-    pretrained: bool | str = False,
-    **family_kwargs: Any,
+def build_model(
+    name: str, input_size: int | None, output_size: int | None, hidden_size: int | None = None, **family_kwargs: Any
 ) -> nn.Module:
-    """Build a registered model.
-
-    Every model obeys the zoo contract: a plain batch-first ``nn.Module`` with
-    ``forward(x: [batch, time, input_size]) -> [batch, time, output_size]`` and the streaming form
-    ``initial_state`` / ``step`` (:class:`~wavezoo.models.base.SequenceModel`). ``hidden_size`` is the number of
-    recurrent state units; left out, the family's own default is used (see ``help(wavezoo.models.<family>)``).
-    Only the arguments given are passed to the family's builder.
-
-    ``pretrained=True`` loads the one published checkpoint of this family (``wavezoo.list_pretrained()``),
-    ``pretrained="<checkpoint name>"`` a named one, in eval mode; sizes and keywords then come from the checkpoint
-    (any also given must agree with it). The model's ``wavezoo_config`` attribute records how it was built.
-    """
+    """A freshly initialised registered model (``create_model`` without ``pretrained``; see
+    :func:`wavezoo.factory.create_model`). Only the arguments given are passed to the family's builder; the model's
+    ``wavezoo_config`` attribute records how it was built."""
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
-    if pretrained:
-        from wavezoo.pretrained.loading import pretrained_model
-
-        given = {"input_size": input_size, "output_size": output_size, "hidden_size": hidden_size}
-        given = {k: v for k, v in given.items() if v is not None}
-        return pretrained_model(name, pretrained, {**given, **family_kwargs})
     if input_size is None or output_size is None:
         raise ConfigError(f"create_model({name!r}) needs input_size and output_size (or pretrained=...)")
     given = {"input_size": input_size, "output_size": output_size}

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from wavezoo.errors import ConfigError
-from wavezoo.registry import create_model, is_model, list_models
+from wavezoo.registry import build_model, is_model, list_models
 
 TRUSTED_PACKAGE = "wavezoo"
 # Lightning's own instantiator of LightningCLI-built modules; any other value in a checkpoint is refused.
@@ -163,7 +163,7 @@ def check_model_shapes(
     """
     try:
         with torch.device("meta"):
-            expected = create_model(family, **sizes, **model_kwargs).state_dict()
+            expected = build_model(family, **sizes, **model_kwargs).state_dict()
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     except (TypeError, ValueError, RuntimeError, OverflowError) as err:  # sizes past what torch can even describe
@@ -228,6 +228,6 @@ def net_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> torch.nn.
     """The plain zoo model inside a checkpoint that :func:`check_lightning_checkpoint` accepted: built from its
     hyper-parameters and loaded with its ``net.`` weights, in eval mode (no Lightning needed)."""
     family, sizes, kwargs = model_spec(checkpoint.get("hyper_parameters") or {}, source)
-    net = create_model(family, **sizes, **kwargs)
+    net = build_model(family, **sizes, **kwargs)
     net.load_state_dict({k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
     return net.eval()

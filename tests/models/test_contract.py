@@ -137,3 +137,43 @@ def test_step_with_a_wrong_shape_is_a_clear_error(name):
     model = wavezoo.create_model(name, input_size=3, output_size=2, hidden_size=64)
     with pytest.raises(ConfigError, match=r"step got x_t of shape \(4, 5\); expected \[batch, input_size=3\]"):
         model.step(torch.randn(4, 5), model.initial_state(4))
+
+
+def _wavezoo_imports(path):
+    """Modules of wavezoo imported anywhere in the file ``path`` (module level or inside functions)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("wavezoo"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("wavezoo"))
+    return found
+
+
+def test_building_and_loading_models_have_no_import_cycle():
+    """registry -> (nothing of the zoo but errors); trust -> registry; pretrained.loading -> trust; factory -> both:
+    no cycle, not even through imports inside functions (the brief: a hidden cycle is still a cycle)."""
+    from pathlib import Path
+
+    root = Path(wavezoo.__file__).parent
+    modules = {"wavezoo.registry", "wavezoo.trust", "wavezoo.pretrained.loading", "wavezoo.pretrained.manifest",
+               "wavezoo.factory", "wavezoo.errors"}  # fmt: skip
+    graph = {m: _wavezoo_imports(root.joinpath(*m.split(".")[1:]).with_suffix(".py")) & modules for m in modules}
+    assert graph["wavezoo.registry"] <= {"wavezoo.errors"}
+    order, state = [], {}
+
+    def visit(module, stack):
+        if state.get(module) == "open":
+            pytest.fail(f"import cycle: {' -> '.join([*stack, module])}")
+        if state.get(module) != "done":
+            state[module] = "open"
+            for dep in sorted(graph[module]):
+                visit(dep, [*stack, module])
+            state[module] = "done"
+            order.append(module)
+
+    for module in sorted(modules):
+        visit(module, [])
+    assert order.index("wavezoo.registry") < order.index("wavezoo.factory")

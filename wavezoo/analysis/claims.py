@@ -40,6 +40,7 @@ from wavezoo.analysis.linearize import linearize
 from wavezoo.analysis.spectra import count_above, eigenvalues, spectral_error, task_operator
 from wavezoo.core.operators import VARIABLE_BINDING_TASKS
 from wavezoo.errors import ConfigError
+from wavezoo.registry import build_model
 
 TASKS = tuple(VARIABLE_BINDING_TASKS)
 UNTRAINED_SEEDS = (0, 1, 2)
@@ -211,13 +212,12 @@ def hidden_trajectory(net: torch.nn.Module, inputs: torch.Tensor) -> torch.Tenso
 
 def fresh_copy(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """The same architecture at initialisation (seeded), from the model's ``wavezoo_config``."""
-    from wavezoo.registry import create_model
 
     config = getattr(net, "wavezoo_config", None)
     if config is None:
         raise ConfigError(f"{type(net).__name__} was not built by wavezoo.create_model: no untrained control")
     torch.manual_seed(seed)
-    return create_model(config["family"], **config["sizes"], **config["model_kwargs"]).eval()
+    return build_model(config["family"], **config["sizes"], **config["model_kwargs"]).eval()
 
 
 # -- all claims ----------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from wavezoo.analysis.plots import curves_figure, lattice_figure, matrices_figur
 from wavezoo.analysis.spectra import count_above, eigenvalues, task_operator
 from wavezoo.core.accuracy import sign_accuracy
 from wavezoo.errors import ConfigError
+from wavezoo.registry import build_model
 
 THEORY_COUNT = {"T1": 64, "T2": 36, "T3": 36, "T4": 36}
 #: The "315" demonstration input: 8 bitmap rows of the digits 3, 1, 5 (+1 = ink), fed as the 8 input vectors.
@@ -122,7 +123,6 @@ def wave_lens(
 
 def model_from_checkpoint(path: str | Path, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, dict, dict]:
     """(trained net, the same architecture freshly initialised with ``seed``, model hparams, data hparams)."""
-    from wavezoo.registry import create_model
     from wavezoo.trust import net_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(path)
@@ -132,7 +132,7 @@ def model_from_checkpoint(path: str | Path, seed: int = 0) -> tuple[torch.nn.Mod
     net = net_from_checkpoint(checkpoint, f"checkpoint {str(path)!r}")
     config = net.wavezoo_config
     torch.manual_seed(seed)
-    fresh = create_model(config["family"], **config["sizes"], **config["model_kwargs"]).eval()
+    fresh = build_model(config["family"], **config["sizes"], **config["model_kwargs"]).eval()
     return net, fresh, hp, checkpoint.get("datamodule_hyper_parameters", {})
 
 

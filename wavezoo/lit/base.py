@@ -16,7 +16,7 @@ from torchmetrics import MeanMetric, MetricCollection
 
 from wavezoo.errors import ConfigError, check_choice, check_positive_float
 from wavezoo.lit.curriculum import HorizonCurriculum
-from wavezoo.registry import create_model
+from wavezoo.registry import build_model
 from wavezoo.trust import check_lightning_checkpoint, read_checkpoint
 
 OPTIMIZERS = {
@@ -96,7 +96,7 @@ class SequenceTaskModule(pl.LightningModule):
         check_positive_float("lr", lr)
         check_positive_float("weight_decay", weight_decay, allow_zero=True)
         check_scheduler_kwargs(scheduler, scheduler_kwargs)
-        self.net = create_model(
+        self.net = build_model(
             model, input_size=input_size, output_size=output_size, hidden_size=hidden_size, **(model_kwargs or {})
         )
         metrics = self.build_metrics()  # epoch-level metrics of the evaluation loops (synced across devices)

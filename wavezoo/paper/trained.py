@@ -24,6 +24,7 @@ from wavezoo.analysis.lens import THEORY_COUNT, WAVE_FRAMES, lens_pictures
 from wavezoo.analysis.plots import curves_figure, lattice_figure, matrices_figure, spectra_figure
 from wavezoo.core.accuracy import sign_accuracy
 from wavezoo.paper.table1 import PAPER_TABLE1
+from wavezoo.registry import build_model
 
 #: Jacobian study (C9): (published checkpoint, family, number of input steps t, sequences). h(t) is the state after
 #: the last of the t inputs; lags 1..t-1. Variable binding: t = 8 = the input phase; copy: t = 100 (the 10 symbols,
@@ -115,7 +116,6 @@ def gradients(models: list | None = None) -> tuple[list[dict[str, Any]], dict]:
     from wavezoo.errors import WavezooError
     from wavezoo.pretrained import load_pretrained, pretrained_info
     from wavezoo.pretrained.loading import build_datamodule
-    from wavezoo.registry import create_model
 
     rows, curves = [], {}
     for name, family, step, count in models or JACOBIAN_MODELS:
@@ -128,7 +128,7 @@ def gradients(models: list | None = None) -> tuple[list[dict[str, Any]], dict]:
         except WavezooError as err:
             trained, reason = None, str(err).split(":")[0] + ": does not load with the current model code"
         torch.manual_seed(0)
-        init = create_model(family, **info["sizes"], **info.get("model_kwargs", {})).eval()
+        init = build_model(family, **info["sizes"], **info.get("model_kwargs", {})).eval()
         for stage, model in (("init", init), ("trained", trained)):
             if model is None:
                 rows.append({"model": name, "stage": stage, "note": reason})

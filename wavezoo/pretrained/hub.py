@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from wavezoo.errors import ConfigError
+from wavezoo.registry import build_model
 from wavezoo.trust import check_finite, check_model_shapes, first_line, model_spec, resolve_class, short
 
 CONFIG_NAME = "config.json"
@@ -233,7 +234,6 @@ def from_pretrained(
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    import wavezoo
 
     folder = _local_folder(folder_or_repo, revision, token)
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
@@ -254,7 +254,7 @@ def from_pretrained(
         net = module.net
     else:
         try:
-            module = net = wavezoo.create_model(family, **sizes, **kwargs)
+            module = net = build_model(family, **sizes, **kwargs)
         except ConfigError as err:
             raise ConfigError(f"{config_path}: {err}") from None
     try:
