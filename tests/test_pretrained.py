@@ -291,6 +291,9 @@ def test_save_then_from_pretrained_gives_identical_outputs(family, tmp_path):
     again = from_pretrained(tmp_path)
     x = torch.randn(2, 9, 4)
     assert not again.training and torch.equal(net(x), again(x))
+    card = (tmp_path / "README.md").read_text()
+    assert str(tmp_path) not in card and f'from_pretrained("path/to/{tmp_path.name}")' in card  # no local path
+    assert f"A wavezoo model of family `{family}`" in card  # no "A `elman`"
 
 
 def test_lightning_module_round_trip_and_push_to_hub_folder(published, tmp_path):

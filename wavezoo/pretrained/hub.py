@@ -71,8 +71,8 @@ def model_card(config: dict[str, Any], load_from: str) -> str:
         "",
         f"# {config['name']}",
         "",
-        f"A `{config['family']}` model of wavezoo, the model zoo of traveling-wave working memory (Karuvally, "
-        "Sejnowski, Siegelmann, ICML 2024, arXiv 2402.10163): a batch-first `nn.Module`, "
+        f"A wavezoo model of family `{config['family']}` (wavezoo: the model zoo of traveling-wave working memory, "
+        "Karuvally, Sejnowski, Siegelmann, ICML 2024, arXiv 2402.10163): a batch-first `nn.Module`, "
         "`[batch, time, input_size] -> [batch, time, output_size]`.",
         "",
         f"- task: {config['task'] or 'not recorded'}",
@@ -131,7 +131,8 @@ def save_pretrained(
     folder.mkdir(parents=True, exist_ok=True)
     save_model(net, os.fspath(folder / WEIGHTS_NAME), metadata={"format": "pt", "family": config["family"]})
     (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-    (folder / CARD_NAME).write_text(model_card(config, load_from or os.fspath(folder)))
+    # the card travels with the folder: never a path of this machine in it
+    (folder / CARD_NAME).write_text(model_card(config, load_from or f"path/to/{folder.resolve().name}"))
     return folder
 
 
