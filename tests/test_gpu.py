@@ -73,3 +73,26 @@ def test_wave_rnn_at_the_authors_size_on_cuda():
     cpu, gpu = pair("wave_rnn", hidden_size=1024)
     x = torch.randn(8, 50, 3)
     assert relative_error(gpu(x.cuda()), cpu(x)) < 2e-3
+
+
+def test_a_published_checkpoint_gives_its_metric_on_cuda():
+    from wavezoo.pretrained import compare_metrics, evaluate, pretrained_info
+
+    name = "wave_rnn_copy"
+    assert compare_metrics(evaluate(name, accelerator="gpu"), pretrained_info(name)["metrics"]) == []
+
+
+@pytest.mark.parametrize("task", ["variable_binding", "copy", "digits"])
+def test_training_batches_move_to_the_device(task, tmp_path):
+    """A short fit of a paper task, a synthetic task and a real benchmark on one GPU in bf16-mixed precision."""
+    from wavezoo.cli import build_cli
+
+    config = {"variable_binding": "elman", "copy": "wave_rnn_keller", "digits": "gru"}[task]
+    cli = build_cli(
+        ["--config", f"configs/{task}/{config}.yaml", "--trainer.accelerator", "gpu", "--trainer.devices", "1",
+         "--trainer.precision", "bf16-mixed", "--trainer.max_steps", "20", "--trainer.logger", "false",
+         "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)],
+        run=False,
+    )  # fmt: skip
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.global_step == 20 and next(cli.model.parameters()).device.type == "cuda"
