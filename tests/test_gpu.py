@@ -5,6 +5,8 @@ Tolerances: float32 on CUDA may use TF32 matmuls (cuBLAS/cuDNN), hence 2e-3 rela
 three significant digits, hence 5e-2 relative on the outputs.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -88,11 +90,10 @@ def test_training_batches_move_to_the_device(task, tmp_path):
     from wavezoo.cli import build_cli
 
     config = {"variable_binding": "elman", "copy": "wave_rnn_keller", "digits": "gru"}[task]
-    cli = build_cli(
-        ["--config", f"configs/{task}/{config}.yaml", "--trainer.accelerator", "gpu", "--trainer.devices", "1",
-         "--trainer.precision", "bf16-mixed", "--trainer.max_steps", "20", "--trainer.logger", "false",
-         "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)],
-        run=False,
-    )  # fmt: skip
+    path = Path(__file__).parents[1] / "configs" / task / f"{config}.yaml"
+    options = {"accelerator": "gpu", "devices": "1", "precision": "bf16-mixed", "max_steps": "20", "logger": "false",
+               "enable_progress_bar": "false", "default_root_dir": str(tmp_path)}  # fmt: skip
+    args = ["--config", str(path)] + [item for key, value in options.items() for item in (f"--trainer.{key}", value)]
+    cli = build_cli(args, run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.trainer.global_step == 20 and next(cli.model.parameters()).device.type == "cuda"
