@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wavezoo.core.circular import circular_conv, wave_scan
+from wavezoo.core.circular import NONLINEARITIES, circular_conv, wave_scan
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 from wavezoo.models.base import SequenceModel, State
 from wavezoo.registry import register_model
@@ -89,7 +89,7 @@ class WaveRNN(SequenceModel):
         if kernel_size % 2 == 0:
             raise ConfigError(f"kernel_size={kernel_size} is invalid: expected an odd integer")
         self.cells = hidden_size // channels
-        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("relu", "tanh"))
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
         self.kernel = nn.Parameter(torch.empty(channels, channels, kernel_size))
         self.recurrent_bias = nn.Parameter(torch.empty(channels)) if recurrent_bias else None
         self.input_map = nn.Linear(input_size, hidden_size)
