@@ -67,13 +67,14 @@ PROBE = textwrap.dedent(
     import json, sys
     from wavezoo.errors import ConfigError
     from wavezoo.pretrained import from_pretrained
-    from wavezoo.pretrained.loading import _load_entry, build_datamodule
+    from wavezoo.pretrained.loading import build_datamodule, load_lightning
+    from wavezoo.weights import Recipe, Weights
 
     messages = []
     for folder, class_path in zip(sys.argv[1::2], sys.argv[2::2]):
         calls = [
             lambda: from_pretrained(folder, lightning=True),
-            lambda: _load_entry({"name": "probe", "lit_class": class_path, "file": "x.ckpt", "sha256": "0"}, folder),
+            lambda: load_lightning(Weights("probe", "gru", "", Recipe("x"), lit_class=class_path, sha256="0")),
             lambda: build_datamodule({"class_path": class_path, "init_args": {}}),
         ]
         for call in calls:

@@ -342,7 +342,7 @@ def test_unwritable_output_folder_is_one_line(where, capsys):
 
 @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs a sysfs mount as an unwritable folder")
 def test_analyze_into_an_unwritable_folder_is_one_line(capsys):
-    ckpt = ROOT / "checkpoints/elman_vb_t1.ckpt"
+    ckpt = ROOT / "checkpoints/elman_vb_t1/lightning.ckpt"
     err = one_line_error(["analyze", "--ckpt", str(ckpt), "--out", str(UNWRITABLE)], capsys)
     assert "wavezoo: error: cannot write '/sys/wavezoo-test'" in err
 

@@ -2,6 +2,7 @@
 allocated before it is checked against the file's tensors (wavezoo/trust.py and every path that reads a checkpoint)."""
 
 import builtins
+import dataclasses
 import json
 import re
 import shutil
@@ -14,12 +15,12 @@ import torch
 from conftest import one_line_error, train_tiny_checkpoint
 
 import wavezoo
+import wavezoo.weights
 from wavezoo import ConfigError
 from wavezoo.data import VariableBindingDataModule
 from wavezoo.lit import SequenceRegression, SequenceTaskModule
 from wavezoo.lit.reliability import quiet_trainer
-from wavezoo.pretrained import read_manifest
-from wavezoo.pretrained.manifest import sha256_file, write_manifest
+from wavezoo.pretrained import sha256_file
 from wavezoo.trust import check_model_shapes, load_tensor_file, read_checkpoint, resolve_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,19 +97,23 @@ def test_analyze_refuses_a_checkpoint_with_code(evil, tmp_path, capsys):
 
 
 def test_published_paths_refuse_a_checkpoint_with_code(evil, tmp_path, monkeypatch):
-    """Even with a manifest whose sha256 matches the evil file (an attacker who controls both)."""
-    entry = dict(read_manifest(ROOT / "checkpoints").get("elman_vb_t1"))
-    folder = tmp_path / "published"
-    folder.mkdir()
-    shutil.copy(evil, folder / entry["file"])
-    write_manifest(folder / "manifest.json", [{**entry, "sha256": sha256_file(folder / entry["file"])}])
+    """Even with a weights table whose sha256 matches the evil file (an attacker who controls both)."""
+    entry = wavezoo.weights.get_weights("elman_vb_t1")
+    folder = tmp_path / "published" / entry.name
+    folder.mkdir(parents=True)
+    shutil.copy(evil, folder / "lightning.ckpt")
+    shutil.copy(evil, folder / "model.safetensors")  # not a safetensors file at all
+    forged = dataclasses.replace(
+        entry, sha256=sha256_file(folder / "model.safetensors"), ckpt_sha256=sha256_file(folder / "lightning.ckpt")
+    )
+    monkeypatch.setitem(wavezoo.weights.TABLE, entry.name, forged)
+    monkeypatch.setenv("WAVEZOO_CHECKPOINTS", str(folder.parent))
+    with pytest.raises(ConfigError, match="model.safetensors is truncated or corrupted"):
+        wavezoo.load_pretrained(entry.name)
     with pytest.raises(ConfigError, match=REFUSED):
-        wavezoo.load_pretrained("elman_vb_t1", manifest=folder)
+        wavezoo.load_pretrained(entry.name, lightning=True)
     with pytest.raises(ConfigError, match=REFUSED):
-        wavezoo.load_pretrained("elman_vb_t1", manifest=folder, lightning=True)
-    monkeypatch.setenv("WAVEZOO_CHECKPOINTS", str(folder))
-    with pytest.raises(ConfigError, match=REFUSED):
-        torch.hub.load(str(ROOT), "elman_vb_t1", source="local", trust_repo=True)
+        torch.hub.load(str(ROOT), entry.name, source="local", trust_repo=True, lightning=True)
 
 
 def test_empty_file_is_one_line(tmp_path, capsys):

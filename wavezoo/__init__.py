@@ -12,8 +12,7 @@ from wavezoo.pretrained import (
     save_pretrained,
 )
 from wavezoo.registry import is_model, list_models, register_model
-
-__version__ = "0.1.0"
+from wavezoo.version import __version__
 
 __all__ = [
     "ChecksumError",

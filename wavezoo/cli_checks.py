@@ -116,5 +116,5 @@ def check_run_arguments(cfg: Namespace, subcommand: str) -> None:
         )
     if ckpt_path == "last":
         ckpt_path = cfg.ckpt_path = find_last_checkpoint(cfg, subcommand)
-    verify_if_published(ckpt_path)  # a published checkpoint (checkpoints/<name>.ckpt): check its sha256 first
+    verify_if_published(ckpt_path)  # a published checkpoint (checkpoints/<name>/lightning.ckpt): check its sha256 first
     check_same_model(cfg, read_checkpoint(ckpt_path, base=SequenceTaskModule), ckpt_path)

@@ -23,7 +23,7 @@ class TrainingDiverged(WavezooError):
 
 
 class ChecksumError(WavezooError):
-    """A published checkpoint file does not have the sha256 recorded in the checkpoint manifest."""
+    """A published checkpoint file does not have the sha256 recorded in the weights table (wavezoo/weights.py)."""
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -10,7 +10,7 @@ from wavezoo.analysis import evaluate_claims
 from wavezoo.analysis.lens import analyze_checkpoint, model_from_checkpoint
 from wavezoo.data import VariableBindingDataModule
 
-CKPT = "checkpoints/elman_vb_t1.ckpt"
+CKPT = "checkpoints/elman_vb_t1/lightning.ckpt"
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,19 @@ import torch
 from torch import nn
 
 from wavezoo.errors import ConfigError, check_positive_int
+from wavezoo.models.hub import ZooHubMixin
 
 State = Any  # a tensor or a (nested) tuple of tensors, as each family documents
 
 
-class SequenceModel(nn.Module):
+class SequenceModel(nn.Module, ZooHubMixin):
     """Base class of every zoo model: batch-first ``[batch, time, input_size] -> [batch, time, output_size]``.
 
     Subclasses implement :meth:`initial_state` and :meth:`forward_step`, and may override
     :meth:`forward_sequence` with a fast path equal to the scan of :meth:`forward_step`. :meth:`forward` and
     :meth:`step` check their input first, so a tensor of the wrong rank or width fails with a one-line
-    :class:`~wavezoo.errors.ConfigError` instead of an error deep inside torch.
+    :class:`~wavezoo.errors.ConfigError` instead of an error deep inside torch. ``save_pretrained``,
+    ``from_pretrained`` and ``push_to_hub`` come from huggingface_hub (:class:`~wavezoo.models.hub.ZooHubMixin`).
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int) -> None:

@@ -1,24 +1,31 @@
-"""Hugging Face-style model folders: ``config.json`` + ``model.safetensors`` + a generated ``README.md`` model card."""
+"""``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` for a zoo model or a wavezoo LightningModule.
+
+A plain model goes through huggingface_hub's mixin of every zoo model (:class:`~wavezoo.models.hub.ZooHubMixin`).
+A LightningModule is saved as its model's folder whose ``config.json`` also records the module's class and
+hyper-parameters (``"lightning"``), so ``from_pretrained(folder, lightning=True)`` rebuilds the module; that class
+must lie inside ``wavezoo`` and its claimed architecture must fit the tensors before anything is built.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from wavezoo.errors import ConfigError
-from wavezoo.registry import build_model
-from wavezoo.trust import check_finite, check_model_shapes, first_line, model_spec, resolve_class, short
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
-FOLDER_FORMAT = 1
+from wavezoo.models import SequenceModel
+from wavezoo.models.hub import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    folder_config,
+    folder_file,
+    load_weights,
+    read_config,
+    tensor_shapes,
+)
+from wavezoo.trust import check_model_shapes, first_line, model_spec, resolve_class, short
 
 
 def _split(model_or_module: nn.Module) -> tuple[nn.Module, dict[str, Any] | None]:
@@ -31,81 +38,14 @@ def _split(model_or_module: nn.Module) -> tuple[nn.Module, dict[str, Any] | None
     return model_or_module, None
 
 
-def _config(model_or_module: nn.Module, metrics, task, name, command) -> tuple[nn.Module, dict[str, Any]]:
-    import wavezoo
-
+def _folder_config(model_or_module: nn.Module, **fields: Any) -> tuple[SequenceModel, dict[str, Any]]:
     net, lightning = _split(model_or_module)
-    built = getattr(net, "wavezoo_config", None)
-    if not isinstance(built, dict) or "family" not in built:
+    if not isinstance(net, SequenceModel):
         raise ConfigError(
             f"save_pretrained needs a model built by wavezoo.create_model or a wavezoo LightningModule, "
             f"got a {type(model_or_module).__name__}"
         )
-    config = {
-        "format": FOLDER_FORMAT,
-        "library_name": "wavezoo",
-        "name": name or built.get("pretrained") or built["family"],
-        "family": built["family"],
-        "sizes": built["sizes"],
-        "model_kwargs": built.get("model_kwargs") or {},
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "task": task if task is not None else built.get("task"),
-        "metrics": {k: float(v) for k, v in (metrics if metrics is not None else built.get("metrics") or {}).items()},
-        "command": command if command is not None else built.get("command"),
-        "lightning": lightning,
-        "wavezoo_version": wavezoo.__version__,
-        "torch_version": torch.__version__,
-    }
-    return net, config
-
-
-def model_card(config: dict[str, Any], load_from: str) -> str:
-    """The ``README.md`` of a model folder: description, how to load, metrics table, training command."""
-    sizes = ", ".join(f"{k}={v}" for k, v in config["sizes"].items())
-    kwargs = ", ".join(f"{k}={v!r}" for k, v in config["model_kwargs"].items()) or "none"
-    lines = [
-        "---",
-        "library_name: wavezoo",
-        f"tags: [wavezoo, pytorch, traveling-waves, working-memory, {config['family']}]",
-        "---",
-        "",
-        f"# {config['name']}",
-        "",
-        f"A wavezoo model of family `{config['family']}` (wavezoo: the model zoo of traveling-wave working memory, "
-        "Karuvally, Sejnowski, Siegelmann, ICML 2024, arXiv 2402.10163): a batch-first `nn.Module`, "
-        "`[batch, time, input_size] -> [batch, time, output_size]`.",
-        "",
-        f"- task: {config['task'] or 'not recorded'}",
-        f"- architecture: `{config['family']}` with {sizes}; family options: {kwargs}",
-        f"- parameters: {config['parameters']:,}",
-        f"- wavezoo {config['wavezoo_version']}, torch {config['torch_version']}",
-        "",
-        "## How to load",
-        "",
-        "```python",
-        "import wavezoo",
-        "",
-        f'model = wavezoo.from_pretrained("{load_from}")  # eval mode; lightning=True for the LightningModule',
-        "```",
-        "",
-        "## Metrics",
-        "",
-    ]
-    if config["metrics"]:
-        lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {key} | {format_metric(value)} |" for key, value in config["metrics"].items()]
-    else:
-        lines.append("No metrics recorded.")
-    lines += ["", "## Training", ""]
-    if config["command"]:
-        lines += ["```bash", config["command"], "```"]
-    else:
-        lines.append("Training command not recorded.")
-    return "\n".join(lines) + "\n"
-
-
-def format_metric(value: float) -> str:
-    return f"{value:.6g}"
+    return net, folder_config(net, lightning=lightning, **fields)
 
 
 def save_pretrained(
@@ -117,104 +57,38 @@ def save_pretrained(
     name: str | None = None,
     command: str | None = None,
     load_from: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``folder/config.json``, ``model.safetensors`` and a ``README.md`` model card.
-
-    ``model_or_module``: a model of ``wavezoo.create_model`` / ``load_pretrained`` or a wavezoo LightningModule
-    (whose class and hyper-parameters are kept, for ``from_pretrained(..., lightning=True)``). ``metrics``,
-    ``task`` and ``command`` default to those of the published checkpoint the model was loaded from.
-    """
-    from safetensors.torch import save_model
-
-    net, config = _config(model_or_module, metrics, task, name, command)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_model(net, os.fspath(folder / WEIGHTS_NAME), metadata={"format": "pt", "family": config["family"]})
-    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-    # the card travels with the folder: never a path of this machine in it
-    (folder / CARD_NAME).write_text(model_card(config, load_from or f"path/to/{folder.resolve().name}"))
-    return folder
+    """Write ``folder/config.json``, ``model.safetensors`` and a ``README.md`` model card (huggingface_hub's
+    ``save_pretrained``). ``metrics``, ``task`` and ``command`` default to those of the published weights the
+    model was loaded from; ``load_from`` is the name the card tells readers to load (default ``path/to/<folder>``);
+    ``extra``: more ``config.json`` fields (the training run's provenance of a published folder)."""
+    fields = {"metrics": metrics, "task": task, "name": name, "command": command, **(extra or {})}
+    net, config = _folder_config(model_or_module, **fields)
+    net.save_pretrained(folder, config=config, model_card_kwargs={"load_from": load_from} if load_from else None)
+    return Path(folder)
 
 
-def _local_folder(folder_or_repo: str | os.PathLike, revision: str | None, token: str | None) -> Path:
-    path = Path(folder_or_repo).expanduser()
-    if path.is_dir():
-        return path
-    text = os.fspath(folder_or_repo)
-    if text.count("/") != 1 or text.startswith((".", "/", "~")):
-        raise ConfigError(f"model folder {text!r} does not exist; expected a folder of save_pretrained")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise ConfigError(
-            f"{text!r} is no local folder and huggingface_hub is not installed to download it: "
-            "pip install huggingface_hub"
-        ) from None
-    return Path(snapshot_download(text, revision=revision, token=token, library_name="wavezoo"))
-
-
-CONFIG_MAX_BYTES = 1 << 20  # a config.json of save_pretrained is a few KB
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    """``config.json`` as a dict, with one-line errors naming the file and the bad field; nothing it names is
-    imported or built here."""
-    try:
-        size = path.stat().st_size
-        if size > CONFIG_MAX_BYTES:
-            raise ConfigError(f"{path} is invalid: {size:,} bytes, more than a wavezoo config.json can be; refused")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path} is missing or invalid ({first_line(err)}): not a wavezoo model folder") from None
-    try:
-        config = json.loads(text)
-    except ValueError as err:
-        raise ConfigError(f"{path} is invalid: not JSON ({first_line(err)}); not a wavezoo model folder") from None
-    if not isinstance(config, dict):
-        raise ConfigError(
-            f"{path} is invalid: expected a JSON object, got a {type(config).__name__}; not a wavezoo model folder"
-        )
-    config["family"], config["sizes"], config["model_kwargs"] = model_spec(config, str(path), "family", "sizes")
-    for key in ("name", "task", "command"):
-        if config.get(key) is not None and not isinstance(config[key], str):
-            raise ConfigError(f"{path}: {key}={short(config[key])} is invalid: expected a string or null")
-    metrics = config.get("metrics")
-    if metrics is not None and not (
-        isinstance(metrics, dict)
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
-    ):
-        raise ConfigError(f"{path}: metrics={short(metrics)} is invalid: expected an object of numbers")
-    return config
-
-
-def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the tensors of a safetensors file, read from its header only (no tensor data)."""
-    from safetensors import SafetensorError, safe_open
-
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing: not a wavezoo model folder")
-    try:
-        with safe_open(os.fspath(path), "pt") as file:  # the header only: get_slice reads no tensor data
-            return {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as err:
-        raise ConfigError(f"{path} is truncated or corrupted ({first_line(err)}); refused") from None
-
-
-def _lightning_class(config: dict[str, Any], shapes, source: str) -> tuple[type, dict[str, Any]]:
-    """The LightningModule class and keyword arguments recorded in ``config.json``, checked against the tensors
-    (class inside wavezoo, claimed architecture fits the file) before anything is instantiated."""
+def _lightning_module(config: dict[str, Any], shapes: dict[str, tuple[int, ...]], source: str):
+    """The LightningModule recorded in ``config.json``, checked against the tensors before it is instantiated."""
     from wavezoo.lit import SequenceTaskModule
 
-    spec = config["lightning"]
+    spec = config.get("lightning")
+    if not spec:
+        raise ConfigError(f"{source} holds a bare model, not a LightningModule; use lightning=False")
     if not isinstance(spec, dict) or not isinstance(spec.get("init_args"), dict):
         raise ConfigError(
             f"{source}: lightning={short(spec)} is invalid: expected {{'class_path': ..., 'init_args': {{...}}}}"
         )
     cls = resolve_class(spec.get("class_path"), SequenceTaskModule, f"{source}: lightning.class_path")
-    init_args = spec["init_args"]
-    family, sizes, kwargs = model_spec(init_args, f"{source}: lightning.init_args")
+    family, sizes, kwargs = model_spec(spec["init_args"], f"{source}: lightning.init_args")
     check_model_shapes(family, sizes, kwargs, shapes, f"{source}: lightning.init_args")
-    return cls, init_args
+    try:
+        return cls(**spec["init_args"])
+    except ConfigError as err:
+        raise ConfigError(f"{source}: lightning.init_args: {err}") from None
+    except TypeError as err:
+        raise ConfigError(f"{source}: lightning.init_args is invalid ({first_line(err)})") from None
 
 
 def from_pretrained(
@@ -225,48 +99,23 @@ def from_pretrained(
     revision: str | None = None,
     token: str | None = None,
 ) -> nn.Module:
-    """Rebuild a model written by :func:`save_pretrained` (a local folder, or a Hugging Face Hub repo id
-    ``"owner/name"``), in eval mode; ``lightning=True`` gives its LightningModule when the folder records one.
-
-    The folder is untrusted data: ``config.json`` is validated field by field, a LightningModule class must lie
-    inside ``wavezoo``, the claimed architecture is compared with the tensor shapes of the safetensors header before
-    any model is built (a config claiming ``hidden_size=1000000`` beside 16-unit tensors allocates nothing), and
-    weights with NaN or infinite values are refused."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
-
-
-    folder = _local_folder(folder_or_repo, revision, token)
-    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    config = _read_config(config_path)
-    family, sizes, kwargs = config["family"], config["sizes"], config["model_kwargs"]
-    shapes = _tensor_shapes(weights_path)
-    check_model_shapes(family, sizes, kwargs, shapes, f"{config_path} (with {WEIGHTS_NAME})")
-    if lightning:
-        if not config.get("lightning"):
-            raise ConfigError(f"{folder} holds a bare model, not a LightningModule; use lightning=False")
-        cls, init_args = _lightning_class(config, shapes, f"{config_path} (with {WEIGHTS_NAME})")
-        try:
-            module = cls(**init_args)
-        except ConfigError as err:
-            raise ConfigError(f"{config_path}: lightning.init_args: {err}") from None
-        except TypeError as err:
-            raise ConfigError(f"{config_path}: lightning.init_args is invalid ({first_line(err)})") from None
-        net = module.net
-    else:
-        try:
-            module = net = build_model(family, **sizes, **kwargs)
-        except ConfigError as err:
-            raise ConfigError(f"{config_path}: {err}") from None
-    try:
-        load_model(net, weights_path, strict=True, device=str(map_location))
-    except SafetensorError as err:
-        raise ConfigError(f"{weights_path} is truncated or corrupted ({first_line(err)}); refused") from None
-    except (OSError, RuntimeError) as err:
-        raise ConfigError(f"{weights_path} does not fit a {family!r} model with {sizes}: {first_line(err)}") from None
-    check_finite(net.state_dict(), str(weights_path))
-    keep = {k: config.get(k) for k in ("task", "metrics", "command")}
-    net.wavezoo_config.update(pretrained=config.get("name"), **keep)
+    """A model written by :func:`save_pretrained` (a local folder, or a Hub repo id ``"owner/name"`` through
+    huggingface_hub's cache), in eval mode; ``lightning=True`` gives its LightningModule when the folder records
+    one. The folder is untrusted data (see :mod:`wavezoo.models.hub` and :mod:`wavezoo.trust`)."""
+    model_id = os.fspath(folder_or_repo)
+    if not lightning:
+        return SequenceModel.from_pretrained(model_id, revision=revision, token=token, map_location=map_location)
+    config_path = folder_file(model_id, CONFIG_NAME, revision=revision, token=token)
+    weights_path = folder_file(model_id, WEIGHTS_NAME, revision=revision, token=token)
+    config = read_config(config_path)
+    source = f"{config_path} (with {WEIGHTS_NAME})"
+    shapes = tensor_shapes(weights_path)
+    check_model_shapes(config["family"], config["sizes"], config["model_kwargs"], shapes, source)
+    module = _lightning_module(config, shapes, source)
+    load_weights(module.net, weights_path, map_location)
+    module.net.wavezoo_config.update(
+        pretrained=config.get("name"), **{k: config.get(k) for k in ("task", "metrics", "command")}
+    )
     return module.eval()
 
 
@@ -282,20 +131,13 @@ def push_to_hub(
     task: str | None = None,
     name: str | None = None,
 ) -> str:
-    """Publish a model folder (see :func:`save_pretrained`) as the Hugging Face Hub repo ``repo_id``.
-
-    With ``local_dir`` the folder is only written there (nothing is uploaded) and its path is returned; otherwise
-    it is uploaded with ``huggingface_hub`` (``create_repo`` + ``upload_folder``) and the repo URL is returned."""
-    kwargs = {"metrics": metrics, "task": task, "name": name or repo_id.rsplit("/", 1)[-1], "load_from": repo_id}
+    """Publish the model folder of :func:`save_pretrained` as the Hub repo ``repo_id`` (huggingface_hub's
+    ``push_to_hub``) and return the commit URL; with ``local_dir`` only write the folder there and return its path."""
+    name = name or repo_id.rsplit("/", 1)[-1]
     if local_dir is not None:
-        return os.fspath(save_pretrained(model_or_module, local_dir, **kwargs))
-    try:
-        from huggingface_hub import HfApi
-    except ImportError:
-        raise ConfigError("push_to_hub needs huggingface_hub: pip install huggingface_hub") from None
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, private=private, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="wavezoo-hub-") as tmp:
-        save_pretrained(model_or_module, tmp, **kwargs)
-        api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+        return os.fspath(
+            save_pretrained(model_or_module, local_dir, metrics=metrics, task=task, name=name, load_from=repo_id)
+        )
+    net, config = _folder_config(model_or_module, metrics=metrics, task=task, name=name)
+    url = net.push_to_hub(repo_id, config=config, token=token, private=private, commit_message=commit_message)
     return str(url)

@@ -1,8 +1,15 @@
-"""Loading and re-evaluating the published checkpoints of the manifest."""
+"""Loading the published weights of :mod:`wavezoo.weights`, with their sha256 checked before anything is read.
+
+The files of a name are looked for in the folders of ``$WAVEZOO_CHECKPOINTS`` (``os.pathsep``-separated), then
+inside the installed package (``wavezoo/checkpoints``, as a wheel ships them), then in the source tree's
+``checkpoints/``; a name with ``hf_hub_id`` whose files are not local comes through huggingface_hub
+(``hf_hub_download``: its cache, ``HF_HUB_OFFLINE``, ``HF_HOME`` and tokens apply).
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -10,43 +17,39 @@ from typing import Any
 from torch import nn
 
 from wavezoo.errors import ChecksumError, ConfigError
-from wavezoo.pretrained.manifest import CACHE_ENV, Manifest, is_published, manifest_path, read_manifest, sha256_file
-from wavezoo.trust import check_lightning_checkpoint, load_tensor_file, net_from_checkpoint, resolve_class
+from wavezoo.models.hub import folder_file, load_weights
+from wavezoo.registry import build_model
+from wavezoo.trust import resolve_class
+from wavezoo.weights import TABLE, Weights, get_weights
 
-# What a published checkpoint keeps of a Lightning checkpoint: enough for load_from_checkpoint and `wavezoo test
-# --ckpt_path`; optimizer states, loops, callbacks and the DataModule's training state are dropped.
-KEPT_KEYS = (
-    "state_dict",
-    "hyper_parameters",
-    "hparams_name",
-    "datamodule_hyper_parameters",
-    "datamodule_hparams_name",
-    "pytorch-lightning_version",
-    "global_step",
-    "epoch",
-)
+CHECKPOINTS_ENV = "WAVEZOO_CHECKPOINTS"
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
-def list_pretrained(
-    pattern: str | None = None, *, include_recipes: bool = False, manifest: str | os.PathLike | None = None
-) -> list[str]:
-    """Names of the published checkpoints (``include_recipes``: also the entries not trained yet), in manifest
-    order, optionally filtered by a shell-style ``pattern`` (``"elman_*"``)."""
-    names = read_manifest(manifest).names(published_only=not include_recipes)
+def checkpoint_roots() -> list[Path]:
+    """Where published folders are looked for, in order (see the module docstring)."""
+    extra = [Path(p).expanduser() for p in os.environ.get(CHECKPOINTS_ENV, "").split(os.pathsep) if p]
+    return [*extra, PACKAGE / "checkpoints", PACKAGE.parent / "checkpoints"]
+
+
+def list_pretrained(pattern: str | None = None, *, include_recipes: bool = False) -> list[str]:
+    """Names of the published weights (``include_recipes``: also those not trained yet), in table order, optionally
+    filtered by a shell-style ``pattern`` (``"elman_*"``)."""
+    names = [w.name for w in TABLE.values() if include_recipes or w.published]
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
-def pretrained_info(name: str, *, manifest: str | os.PathLike | None = None) -> dict[str, Any]:
-    """A copy of the manifest entry of ``name`` (recipe, measured metrics, sha256, command...)."""
-    return read_manifest(manifest).get(name)
+def pretrained_info(name: str) -> dict[str, Any]:
+    """The table entry of ``name`` as a dict (model, recipe, test metrics, sha256, files)."""
+    return get_weights(name).as_dict()
 
 
-def strip_checkpoint(checkpoint: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """The part of a Lightning checkpoint that inference and ``wavezoo test`` need (see :data:`KEPT_KEYS`)."""
-    stripped = {key: checkpoint[key] for key in KEPT_KEYS if key in checkpoint}
-    if name is not None:
-        stripped["wavezoo_pretrained"] = name
-    return stripped
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def verify_checksum(path: str | os.PathLike, expected: str, name: str | None = None) -> None:
@@ -55,117 +58,79 @@ def verify_checksum(path: str | os.PathLike, expected: str, name: str | None = N
     if actual != expected:
         what = f" of pretrained checkpoint {name!r}" if name else ""
         raise ChecksumError(
-            f"checkpoint file {os.fspath(path)!r}{what} is corrupted or was modified: its sha256 is {actual}, the "
-            f"manifest expects sha256 {expected}; download or retrain it "
+            f"file {os.fspath(path)!r}{what} is corrupted or was modified: its sha256 is {actual}, the weights "
+            f"table expects sha256 {expected}; reinstall wavezoo or retrain it "
             f"(python scripts/train_checkpoints.py --only {name or '<name>'})"
         )
 
 
-def _cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "wavezoo"
-
-
-def checkpoint_file(entry: dict[str, Any], folder: str | os.PathLike) -> Path:
-    """The local file of a published entry: beside the manifest, else in the cache, downloaded from ``url``."""
-    if not is_published(entry):
+def weights_file(weights: Weights, filename: str, expected_sha256: str | None = None) -> Path:
+    """The local path of one file of a published entry (downloaded from ``hf_hub_id`` if not local), its sha256
+    checked against ``expected_sha256`` before anything reads it."""
+    if not weights.published:
         raise ConfigError(
-            f"pretrained checkpoint {entry['name']!r} is a recipe that has not been trained yet; train it with "
-            f"`python scripts/train_checkpoints.py --only {entry['name']}`"
+            f"pretrained checkpoint {weights.name!r} is a recipe that has not been trained yet; train it with "
+            f"`python scripts/train_checkpoints.py --only {weights.name}`"
         )
-    local = Path(folder) / entry["file"]
-    if local.is_file():
-        return local
-    cached = _cache_dir() / entry["file"]
-    if cached.is_file():
-        return cached
-    if not entry.get("url"):
-        raise ConfigError(f"pretrained checkpoint {entry['name']!r}: file {str(local)!r} does not exist (no url)")
-    import torch.hub
-
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        torch.hub.download_url_to_file(entry["url"], os.fspath(cached), progress=True)
-    except OSError as err:  # URLError, HTTPError, disk errors
-        raise ConfigError(f"pretrained checkpoint {entry['name']!r}: cannot download {entry['url']} ({err})") from None
-    try:
-        verify_checksum(cached, entry["sha256"], entry["name"])
-    except ChecksumError:
-        cached.unlink()  # never keep a bad download in the cache
-        raise
-    return cached
-
-
-def _load_entry(entry: dict[str, Any], folder, *, check_hash: bool = True, map_location: Any = "cpu"):
-    """The LightningModule of a published entry, in eval mode, after checking the file's sha256."""
-    from wavezoo.lit import SequenceTaskModule
-
-    # The manifest is data: its class path is checked (inside wavezoo, a SequenceTaskModule) before anything is
-    # imported, downloaded or read.
-    what = f"pretrained checkpoint {entry.get('name')!r}: lit_class"
-    cls = resolve_class(entry.get("lit_class") or "wavezoo.lit.SequenceTaskModule", SequenceTaskModule, what)
-    path = checkpoint_file(entry, folder)
-    if check_hash:
-        verify_checksum(path, entry["sha256"], entry["name"])
-    module = cls.load_from_checkpoint(path, map_location=map_location)
-    if entry.get("family") and module.hparams.model != entry["family"]:
+    roots = checkpoint_roots()
+    path = next((root / weights.name / filename for root in roots if (root / weights.name / filename).is_file()), None)
+    if path is None and weights.hf_hub_id:
+        try:
+            path = folder_file(weights.hf_hub_id, filename)
+        except ConfigError as err:
+            raise ConfigError(f"pretrained checkpoint {weights.name!r}: {err}") from None
+    if path is None:
+        where = ", ".join(str(r) for r in roots)
         raise ConfigError(
-            f"pretrained checkpoint {entry['name']!r} holds a {module.hparams.model!r} model, "
-            f"the manifest says {entry['family']!r}"
+            f"pretrained checkpoint {weights.name!r}: {weights.name}/{filename} is in none of {where}"
+            " and the entry has no hf_hub_id"
         )
-    module.net.wavezoo_config.update(
-        pretrained=entry["name"], task=entry.get("task"), metrics=entry.get("metrics"), command=entry.get("command")
-    )
-    return module.eval()
+    if expected_sha256 is not None:
+        verify_checksum(path, expected_sha256, weights.name)
+    return path
 
 
-def _load_net(entry: dict[str, Any], folder, *, check_hash: bool = True, map_location: Any = "cpu") -> nn.Module:
-    """The plain zoo model of a published entry, in eval mode, without importing Lightning.
-
-    The file's sha256 is checked first; the stripped checkpoint is read with ``weights_only=True`` and checked by
-    :func:`wavezoo.trust.check_lightning_checkpoint` (class paths, the claimed architecture against the tensors'
-    shapes on the meta device, finite weights) before :func:`wavezoo.trust.net_from_checkpoint` builds the model.
-    """
-    path = checkpoint_file(entry, folder)
-    if check_hash:
-        verify_checksum(path, entry["sha256"], entry["name"])
-    source = f"pretrained checkpoint {entry['name']!r}"
-    raw = check_lightning_checkpoint(load_tensor_file(path, map_location), source, import_classes=False)
-    net = net_from_checkpoint(raw, source)
-    family = net.wavezoo_config["family"]
-    if entry.get("family") and family != entry["family"]:
-        raise ConfigError(f"{source} holds a {family!r} model, the manifest says {entry['family']!r}")
+def _annotate(net: nn.Module, weights: Weights) -> nn.Module:
     net.wavezoo_config.update(
-        pretrained=entry["name"], task=entry.get("task"), metrics=entry.get("metrics"), command=entry.get("command")
+        pretrained=weights.name, task=weights.task, metrics=weights.metrics, command=weights.command
     )
     return net.eval()
 
 
-def load_pretrained(
-    name: str,
-    *,
-    lightning: bool = False,
-    map_location: Any = "cpu",
-    check_hash: bool = True,
-    manifest: str | os.PathLike | None = None,
-) -> nn.Module:
-    """The published checkpoint ``name`` as a ready model in eval mode: the zoo ``nn.Module``, or with
-    ``lightning=True`` its LightningModule (metrics, ``trainer.test``...).
+def load_net(weights: Weights, map_location: Any = "cpu", check_hash: bool = True) -> nn.Module:
+    """The plain model of a published entry from its ``model.safetensors`` (no Lightning import)."""
+    path = weights_file(weights, "model.safetensors", weights.sha256 if check_hash else None)
+    net = build_model(weights.family, **weights.sizes, **weights.model_kwargs)
+    return _annotate(load_weights(net, path, map_location), weights)
 
-    The file's sha256 is checked against the manifest before it is loaded (:class:`ChecksumError` if it differs).
-    The plain model needs no Lightning: it loads where ``import lightning`` fails.
-    """
-    index = read_manifest(manifest)
-    if not lightning:
-        return _load_net(index.get(name), index.folder, check_hash=check_hash, map_location=map_location)
-    return _load_entry(index.get(name), index.folder, check_hash=check_hash, map_location=map_location)
+
+def load_lightning(weights: Weights, map_location: Any = "cpu", check_hash: bool = True):
+    """The LightningModule of a published entry from its ``lightning.ckpt`` (``weights_only`` loading)."""
+    from wavezoo.lit import SequenceTaskModule
+
+    cls = resolve_class(weights.lit_class, SequenceTaskModule, f"pretrained checkpoint {weights.name!r}: lit_class")
+    path = weights_file(weights, "lightning.ckpt", weights.ckpt_sha256 if check_hash else None)
+    module = cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    _annotate(module.net, weights)
+    return module.eval()
+
+
+def load_pretrained(
+    name: str, *, lightning: bool = False, map_location: Any = "cpu", check_hash: bool = True
+) -> nn.Module:
+    """The published weights ``name`` as a ready model in eval mode: the zoo ``nn.Module`` (from
+    ``model.safetensors``; Lightning is not imported), or with ``lightning=True`` its LightningModule from
+    ``lightning.ckpt`` (metrics, ``trainer.test``, resuming training).
+
+    The file's sha256 is checked against the weights table before it is read (:class:`ChecksumError`)."""
+    weights = get_weights(name)
+    if lightning:
+        return load_lightning(weights, map_location, check_hash)
+    return load_net(weights, map_location, check_hash)
 
 
 def build_datamodule(spec: dict[str, Any]):
-    """A LightningDataModule from ``{"class_path": ..., "init_args": {...}}``."""
+    """A LightningDataModule from ``{"class_path": ..., "init_args": {...}}`` (class inside wavezoo)."""
     import lightning.pytorch as pl
 
     if not isinstance(spec, dict) or "class_path" not in spec:
@@ -174,25 +139,19 @@ def build_datamodule(spec: dict[str, Any]):
     return cls(**(spec.get("init_args") or {}))
 
 
-def evaluate_entry(
-    entry: dict[str, Any], folder, *, check_hash: bool = True, accelerator: str = "cpu"
-) -> dict[str, float]:
-    """Test metrics of a published entry on its DataModule's test set (what :func:`evaluate` returns)."""
+def evaluate_weights(weights: Weights, *, check_hash: bool = True, accelerator: str = "cpu") -> dict[str, float]:
+    """Test metrics of a published entry on its DataModule's test set (``trainer.test``, quiet)."""
     from wavezoo.lit.reliability import quiet_trainer
 
-    module = _load_entry(entry, folder, check_hash=check_hash)
-    datamodule = build_datamodule(entry["datamodule"])
+    module = load_lightning(weights, check_hash=check_hash)
     trainer = quiet_trainer(accelerator=accelerator, devices=1, enable_checkpointing=False)
-    (results,) = trainer.test(module, datamodule=datamodule, verbose=False)
+    (results,) = trainer.test(module, datamodule=build_datamodule(weights.datamodule), verbose=False)
     return {key: float(value) for key, value in sorted(results.items())}
 
 
-def evaluate(
-    name: str, *, manifest: str | os.PathLike | None = None, check_hash: bool = True, accelerator: str = "cpu"
-) -> dict[str, float]:
-    """Re-run the test set of the published checkpoint ``name`` (``trainer.test``, no logger, no progress bar)."""
-    index = read_manifest(manifest)
-    return evaluate_entry(index.get(name), index.folder, check_hash=check_hash, accelerator=accelerator)
+def evaluate(name: str, *, check_hash: bool = True, accelerator: str = "cpu") -> dict[str, float]:
+    """Re-run the test set of the published weights ``name``; compare with ``pretrained_info(name)["metrics"]``."""
+    return evaluate_weights(get_weights(name), check_hash=check_hash, accelerator=accelerator)
 
 
 def compare_metrics(
@@ -213,50 +172,45 @@ def compare_metrics(
     return problems
 
 
-def verify_if_published(path: str | os.PathLike, manifest: str | os.PathLike | None = None) -> None:
-    """If ``path`` is the file of a published entry (beside the manifest), check its sha256 (for the CLI)."""
+def verify_if_published(path: str | os.PathLike) -> None:
+    """If ``path`` is the ``lightning.ckpt`` of a published folder, check its sha256 (for ``wavezoo --ckpt_path``)."""
     path = Path(path)
-    if not path.is_file() or path.resolve().parent != manifest_path(manifest).parent.resolve():
-        return  # not beside the manifest: the manifest is not even read
-    for entry in read_manifest(manifest).published():
-        if entry["file"] == path.name:
-            verify_checksum(path, entry["sha256"], entry["name"])
+    weights = TABLE.get(path.parent.name)
+    if path.name != "lightning.ckpt" or not path.is_file() or weights is None or not weights.ckpt_sha256:
+        return
+    if path.resolve().parent.parent in {root.resolve() for root in checkpoint_roots()}:
+        verify_checksum(path, weights.ckpt_sha256, weights.name)
 
 
-def _published_for(family: str, index: Manifest) -> list[str]:
-    return [e["name"] for e in index.published() if e.get("family") == family]
-
-
-def pretrained_model(family: str, pretrained: bool | str, given: dict[str, Any], manifest=None) -> nn.Module:
-    """``create_model(family, pretrained=...)``: the one published checkpoint of ``family`` (``True``) or the
-    named one; any size or keyword also given must agree with the checkpoint."""
-    index = read_manifest(manifest)
-    published = _published_for(family, index)
+def pretrained_model(family: str, pretrained: bool | str, given: dict[str, Any]) -> nn.Module:
+    """``create_model(family, pretrained=...)``: the one published entry of ``family`` (``True``) or the named
+    one; any size or keyword also given must agree with it."""
+    published = [w.name for w in TABLE.values() if w.published and w.family == family]
     if pretrained is True:
         if len(published) != 1:
             if not published:
                 raise ConfigError(
                     f"no published pretrained weights for model {family!r}; published checkpoints: "
-                    f"{', '.join(index.names(published_only=True)) or 'none'}"
+                    f"{', '.join(list_pretrained()) or 'none'}"
                 )
             raise ConfigError(
                 f"model {family!r} has {len(published)} published checkpoints: {', '.join(published)}; "
                 "choose one with pretrained='<name>'"
             )
-        name = published[0]
+        weights = get_weights(published[0])
     elif isinstance(pretrained, str):
-        entry = index.get(pretrained)
-        if entry.get("family") != family:
+        weights = get_weights(pretrained)
+        if weights.family != family:
             raise ConfigError(
-                f"pretrained checkpoint {pretrained!r} is a {entry.get('family')!r} model, not {family!r}; "
+                f"pretrained checkpoint {pretrained!r} is a {weights.family!r} model, not {family!r}; "
                 f"checkpoints of {family!r}: {', '.join(published) or 'none'}"
             )
-        name = pretrained
     else:
         raise ConfigError(f"pretrained={pretrained!r} is invalid: expected True, False or a checkpoint name")
-    net = _load_net(index.get(name), index.folder)
-    saved = {**net.wavezoo_config["sizes"], **net.wavezoo_config["model_kwargs"]}
+    saved = {**(weights.sizes or {}), **weights.model_kwargs}
     differ = [f"{k}={v!r} (checkpoint: {saved.get(k)!r})" for k, v in given.items() if saved.get(k) != v]
     if differ:
-        raise ConfigError(f"pretrained checkpoint {name!r} was trained with other settings: {', '.join(differ)}")
-    return net
+        raise ConfigError(
+            f"pretrained checkpoint {weights.name!r} was trained with other settings: {', '.join(differ)}"
+        )
+    return load_net(weights)
