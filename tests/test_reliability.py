@@ -142,22 +142,33 @@ class DivergesAtStep3(SequenceRegression):
         return loss * float("nan") if self.global_step == 3 else loss
 
 
-def test_non_finite_loss_stops_without_overwriting_the_best_checkpoint(tmp_path):
+@pytest.mark.parametrize(
+    ("every", "save_every", "message", "last_step"),
+    [
+        (None, 1, "became nan at step 3;", 3),  # CPU default: every step
+        (5, 1, "became non-finite at step 3;", 3),  # read at the next checkpoint write (step 4), none written after 3
+        (5, 10, "became non-finite at step 3;", None),  # read at step 5, the periodic read of an accelerator
+    ],
+)
+def test_non_finite_loss_stops_without_overwriting_the_best_checkpoint(tmp_path, every, save_every, message, last_step):
     data = VariableBindingDataModule("T1", horizons=[5], steps_per_epoch=10, val_batches=1, batch_size=8)
     module = DivergesAtStep3(model="elman", input_size=8, output_size=8, hidden_size=8)
-    checkpoint = pl.callbacks.ModelCheckpoint(tmp_path, every_n_train_steps=1, save_last=True, save_top_k=-1)
+    checkpoint = pl.callbacks.ModelCheckpoint(tmp_path, every_n_train_steps=save_every, save_last=True, save_top_k=-1)
     trainer = pl.Trainer(
         max_steps=10,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[checkpoint, StopOnNonFiniteLoss()],
+        callbacks=[checkpoint, StopOnNonFiniteLoss(check_every_n_steps=every)],
         plugins=[AtomicCheckpointIO()],
     )
-    with pytest.raises(TrainingDiverged, match=r"training loss became nan at step 3; training stopped"):
+    with pytest.raises(TrainingDiverged, match=rf"training loss {message} training stopped"):
         trainer.fit(module, datamodule=data)
+    if last_step is None:
+        assert not (tmp_path / "last.ckpt").exists()
+        return
     last = torch.load(tmp_path / "last.ckpt", weights_only=True)
-    assert last["global_step"] == 3
+    assert last["global_step"] == last_step
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
 
 

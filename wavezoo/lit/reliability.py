@@ -79,19 +79,51 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Stops training with :class:`~wavezoo.errors.TrainingDiverged` when the loss is NaN or infinite, before the
-    backward pass and the optimizer step; no checkpoint is written for that step, the best one is kept."""
+    """Stops training with :class:`~wavezoo.errors.TrainingDiverged` when the loss is NaN or infinite; no
+    checkpoint is written after that step, the best one is kept.
+
+    On the CPU the loss is checked before every backward pass. On an accelerator reading it every step would stall
+    the device (a host-device sync per step), so the first non-finite step is recorded on the device and read every
+    ``check_every_n_steps`` steps (default 25) and before every checkpoint is written; training stops at that read.
+    """
+
+    def __init__(self, check_every_n_steps: int | None = None) -> None:
+        self.check_every_n_steps = check_every_n_steps
+        self.first_bad: torch.Tensor | None = None  # the first non-finite step (-1: none), on the loss's device
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
-        local = bool(torch.isfinite(loss).all())
+        step = torch.tensor(trainer.global_step, device=loss.device)
+        if self.first_bad is None or self.first_bad.device != loss.device:
+            self.first_bad = torch.full((), -1, device=loss.device)
+        bad = ~torch.isfinite(loss.detach()).all() & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, step, self.first_bad)
+        every = self.check_every_n_steps or (1 if loss.device.type == "cpu" else 25)
+        if trainer.global_step % every == 0 or every == 1:
+            self.check(trainer, loss)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        self.check(trainer)  # never write the weights of a diverged run
+
+    def check(self, trainer: pl.Trainer, loss: torch.Tensor | None = None) -> None:
+        """Read the record (one host-device sync) and raise if a step was non-finite on any rank."""
+        if self.first_bad is None:
+            return
+        first = int(self.first_bad)
+        local = first < 0
         finite = local
         if trainer.world_size > 1:  # every rank stops together (one rank raising alone would hang the others)
             finite = trainer.strategy.reduce_boolean_decision(local, all=True)
         if not finite:
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or "none yet"
-            value = "non-finite on another rank" if local else loss.item()
+            at_step = trainer.global_step if local else first
+            if local:
+                value = "non-finite on another rank"
+            elif loss is not None and first == trainer.global_step:
+                value = loss.item()
+            else:
+                value = "non-finite"
             raise TrainingDiverged(
-                f"training loss became {value} at step {trainer.global_step}; training stopped "
+                f"training loss became {value} at step {at_step}; training stopped "
                 f"(lower the learning rate or clip gradients); best checkpoint kept: {best}"
             )
 
