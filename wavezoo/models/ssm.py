@@ -60,6 +60,7 @@ from wavezoo.models.base import SequenceModel, State
 from wavezoo.registry import register_model
 
 MODES = ("parallel", "recurrent")
+PRECISIONS = ("auto", "float64", "float32")
 R_MAX = 0.999  # ||phi||_1 < R_MAX: every root of the feedback polynomial has modulus <= R_MAX ** (1 / N) < 1
 
 
@@ -100,8 +101,9 @@ class ShiftLBCSSM(nn.Module):
     State: ``[batch, channels, N]``, cell i (0-based) = the boundary value i steps ago (cell 0 newest).
     """
 
-    def __init__(self, channels: int, state_size: int, feedback: bool = True) -> None:
+    def __init__(self, channels: int, state_size: int, feedback: bool = True, precision: str = "auto") -> None:
         super().__init__()
+        self.precision = check_choice("precision", precision, PRECISIONS)
         self.channels = check_positive_int("channels", channels)
         self.state_size = check_positive_int("state_size", state_size)
         self.readout = nn.Parameter(torch.randn(channels, state_size) / state_size**0.5)  # C
@@ -111,12 +113,21 @@ class ShiftLBCSSM(nn.Module):
         self.mode = "parallel"
 
     # -- the feedback --------------------------------------------------------------------------------------
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype of phi, the kernel and the FFTs: float64 with ``precision="float64"``, and with ``"auto"`` on
+        the CPU; float32 with ``"float32"``, and with ``"auto"`` on an accelerator (where float64 is slow or, on
+        MPS, missing). See the module docstring for the measured difference."""
+        on_cpu = self.readout.device.type == "cpu"
+        wide = self.precision == "float64" or (self.precision == "auto" and on_cpu)
+        return torch.float64 if wide else torch.float32
+
     def feedback_coefficients(self) -> torch.Tensor | None:
-        """phi = r_max tanh(||v||_1) v / ||v||_1 ``[channels, N]`` (float64), ||phi||_1 < r_max: the stable boundary
-        feedback; ``None`` without feedback (phi = 0)."""
+        """phi = r_max tanh(||v||_1) v / ||v||_1 ``[channels, N]`` (in :attr:`compute_dtype`), ||phi||_1 < r_max:
+        the stable boundary feedback; ``None`` without feedback (phi = 0)."""
         if self.raw_feedback is None:
             return None
-        raw = self.raw_feedback.double()
+        raw = self.raw_feedback.to(self.compute_dtype)
         norm = raw.abs().sum(-1, keepdim=True).clamp_min(1e-12)  # tanh(n) / n -> 1 as n -> 0: phi = r_max v
         return R_MAX * raw * (torch.tanh(norm) / norm)
 
@@ -144,11 +155,12 @@ class ShiftLBCSSM(nn.Module):
         return a
 
     def kernel(self, length: int) -> torch.Tensor:
-        """K_c[k] = C_c^T A_c^k e_1 for k < ``length``: ``[channels, length]`` (float64 when there is feedback)."""
+        """K_c[k] = C_c^T A_c^k e_1 for k < ``length``: ``[channels, length]`` (:attr:`compute_dtype` when there is
+        feedback)."""
         phi = self.feedback_coefficients()
         if phi is None:
             return F.pad(self.readout, (0, max(0, length - self.state_size)))[:, :length]
-        return causal_product(self.readout.double(), all_pole_response(phi, length), length)
+        return causal_product(self.readout.to(phi.dtype), all_pole_response(phi, length), length)
 
     # -- the sequence map --------------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, **kwargs) -> torch.Tensor:
@@ -171,10 +183,13 @@ class ShiftLBCSSM(nn.Module):
         """The parallel map from the zero state: y = K * u + D u by one FFT convolution (the training path)."""
         length = u.shape[1]
         signal = u.transpose(1, 2)  # [B, C, L]
-        # Kernel and FFTs in float64, kept as a margin rather than a necessity: with ||phi||_1 < r_max the impulse
-        # response is bounded by 1, and a float32 path measured 3e-7 (relative) from a float64 recurrence at L = 4000
-        # for a slowly decaying phi (float64: 8e-8); but the float32 Newton iteration alone errs by ~5e-6 there.
-        y = causal_product(signal.double(), self.kernel(length).double(), length).to(u.dtype)
+        # Kernel and FFTs in compute_dtype: float64 on the CPU, kept as a margin rather than a necessity (with
+        # ||phi||_1 < r_max the impulse response is bounded by 1; a float32 path measured 3e-7 relative from a
+        # float64 recurrence at L = 4000 for a slowly decaying phi, float64 8e-8; the float32 Newton iteration alone
+        # errs by ~5e-6 there), float32 on accelerators: on the published lbc_ssm weights float32 differs from
+        # float64 by 8e-7 (relative), at the stability edge by 1e-4 (tests/models/test_ssm.py).
+        dtype = self.compute_dtype
+        y = causal_product(signal.to(dtype), self.kernel(length).to(dtype), length).to(u.dtype)
         return (y + self.skip[:, None] * signal).transpose(1, 2)
 
     def forward_parallel(self, u: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,11 +197,11 @@ class ShiftLBCSSM(nn.Module):
 
         The boundary wave w = a * (u + e), where e(t) = sum_{j >= t} phi_j w(t-j) (t = 1..N) is what the stored
         cells feed back; then y(t) = sum_i C_i w(t-i+1) + D u(t) over the stored + new boundary values. Two FFT
-        convolutions in float64 (see :meth:`forward_kernel`).
+        convolutions in :attr:`compute_dtype` (see :meth:`forward_kernel`).
         """
         batch, length, n = u.shape[0], u.shape[1], self.state_size
-        signal = u.transpose(1, 2).double()  # [B, C, L]
-        past = signal.new_zeros(batch, self.channels, n) if state is None else state.double()  # newest first
+        signal = u.transpose(1, 2).to(self.compute_dtype)  # [B, C, L]
+        past = signal.new_zeros(batch, self.channels, n) if state is None else state.to(signal.dtype)  # newest first
         phi = self.feedback_coefficients()
         if phi is None:
             wave = signal
@@ -196,7 +211,7 @@ class ShiftLBCSSM(nn.Module):
             drive = signal + F.pad(fed, (0, max(0, length - n)))[..., :length]
             wave = causal_product(drive, all_pole_response(phi, length), length)
         history = torch.cat([past.flip(-1), wave], dim=-1)  # boundary values, oldest first: w(1-N) .. w(L)
-        y = causal_product(history, self.readout.double().expand_as(past), n + length)[..., n:]
+        y = causal_product(history, self.readout.to(signal.dtype).expand_as(past), n + length)[..., n:]
         y = y.to(u.dtype) + self.skip[:, None] * u.transpose(1, 2)
         final = history[..., -n:].flip(-1).to(u.dtype)
         return y.transpose(1, 2), final
@@ -207,7 +222,7 @@ class ShiftLBCSSM(nn.Module):
         """The update step by step from ``state`` (default zero) -> (y ``[B, L, C]``, final state)."""
         if state is None:
             state = self.initial_state(u.shape[0], device=u.device, dtype=u.dtype)
-        phi = self.feedback_coefficients()  # float64, as in the parallel path
+        phi = self.feedback_coefficients()  # in compute_dtype, as in the parallel path
         outputs = []
         for t in range(u.shape[1]):
             y_t, state = self.step(u[:, t], state, phi)
@@ -220,8 +235,9 @@ class ShiftLBCSSM(nn.Module):
         """x(t) = S x(t-1) + e_1 (u(t) + phi^T x(t-1)), y(t) = C^T x(t) + D u(t) for ``u [B, C]``, ``state [B, C, N]``
         -> (y ``[B, C]``, x(t)). ``phi``: the precomputed :meth:`feedback_coefficients` (computed if left out).
 
-        The boundary sum is taken in phi's float64, then stored in the state's dtype: near ||phi||_1 = r_max the
-        gain 1 / (1 - ||phi||_1) reaches 1000, and phi rounded to float32 would change it by ~6e-5 (relative)."""
+        The boundary sum is taken in phi's dtype (float64 on the CPU), then stored in the state's dtype: near
+        ||phi||_1 = r_max the gain 1 / (1 - ||phi||_1) reaches 1000, and phi rounded to float32 changes it by ~6e-5
+        (relative)."""
         if phi is None and self.raw_feedback is not None:
             phi = self.feedback_coefficients()
         boundary = u if phi is None else (u.to(phi.dtype) + (state.to(phi.dtype) * phi).sum(-1)).to(u.dtype)
@@ -235,16 +251,18 @@ class H3Block(nn.Module):
     State: ``(shift_ssm state, ssm state)`` with gating, ``(ssm state,)`` without, each ``[batch, width, N]``.
     """
 
-    def __init__(self, width: int, state_size: int, gating: bool = True, feedback: bool = True) -> None:
+    def __init__(
+        self, width: int, state_size: int, gating: bool = True, feedback: bool = True, precision: str = "auto"
+    ) -> None:
         super().__init__()
         self.gating = gating
         self.norm = nn.LayerNorm(width)
         self.value = nn.Linear(width, width)
-        self.ssm = ShiftLBCSSM(width, state_size, feedback)
+        self.ssm = ShiftLBCSSM(width, state_size, feedback, precision)
         if gating:
             self.query = nn.Linear(width, width)
             self.key = nn.Linear(width, width)
-            self.shift_ssm = ShiftLBCSSM(width, state_size, feedback)
+            self.shift_ssm = ShiftLBCSSM(width, state_size, feedback, precision)
         self.output = nn.Linear(width, width)
 
     def ssms(self) -> tuple[ShiftLBCSSM, ...]:
@@ -301,6 +319,8 @@ class LBCSSM(SequenceModel):
         gating: H3's multiplicative q/k/v path (else the linear path y = SSM(v)).
         feedback: the learned, stable boundary feedback phi (False: H3's plain shift SSM).
         mode: ``"parallel"`` (FFT) or ``"recurrent"`` (step by step); both give the same outputs.
+        precision: dtype of the feedback, kernel and FFTs: ``"auto"`` (float64 on the CPU, float32 on an
+            accelerator), ``"float64"`` or ``"float32"`` (see :attr:`ShiftLBCSSM.compute_dtype`).
     """
 
     def __init__(
@@ -313,6 +333,7 @@ class LBCSSM(SequenceModel):
         gating: bool = True,
         feedback: bool = True,
         mode: str = "parallel",
+        precision: str = "auto",
     ) -> None:
         super().__init__(input_size, output_size, hidden_size)
         check_positive_int("state_size", state_size)
@@ -322,7 +343,8 @@ class LBCSSM(SequenceModel):
         check_positive_int("num_layers", num_layers)
         self.state_size = state_size
         self.embed = nn.Linear(input_size, width)
-        self.blocks = nn.ModuleList(H3Block(width, state_size, gating, feedback) for _ in range(num_layers))
+        blocks = (H3Block(width, state_size, gating, feedback, precision) for _ in range(num_layers))
+        self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(width)
         self.readout = nn.Linear(width, output_size)
         self.set_mode(mode)
