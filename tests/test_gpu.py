@@ -97,3 +97,28 @@ def test_training_batches_move_to_the_device(task, tmp_path):
     cli = build_cli(args, run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.trainer.global_step == 20 and next(cli.model.parameters()).device.type == "cuda"
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_gpu_ddp_trains_like_one_gpu_with_the_same_global_batch(tmp_path):
+    """The multi-GPU recipe of the README: ``--trainer.accelerator gpu --trainer.devices 2 --trainer.strategy ddp``
+    with batch B per device trains like one GPU with batch 2B (the CPU stand-in: tests/test_reliability.py), up to
+    TF32 and reduction-order rounding."""
+    import os
+    import subprocess
+    import sys
+
+    config = Path(__file__).parents[1] / "configs" / "variable_binding" / "elman.yaml"
+    common = ["fit", "--config", str(config), "--model.init_args.hidden_size", "32", "--trainer.max_steps", "30",
+              "--data.steps_per_epoch", "30", "--data.val_batches", "2", "--trainer.logger", "false",
+              "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "gpu"]  # fmt: skip
+    runs = {"one": ["--data.batch_size", "32", "--trainer.devices", "1"],
+            "two": ["--data.batch_size", "16", "--trainer.devices", "2", "--trainer.strategy", "ddp"]}  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name, extra in runs.items():
+        cmd = [sys.executable, "-m", "wavezoo.cli", *common, *extra, "--trainer.default_root_dir", str(tmp_path / name)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    one, two = (torch.load(tmp_path / d / "checkpoints/last.ckpt", weights_only=True)["state_dict"] for d in runs)
+    for key in one:
+        assert relative_error(two[key], one[key]) < 1e-2, key
