@@ -15,17 +15,20 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 
 
 SYNTHETIC = {"variable_binding", "hds", "copy", "adding"}
+RECALL = {"induction_head", "associative_recall", "mqar", "selective_copy"}  # token tasks: an LSTM and an LBC-SSM
 HUB_DATA = {"smnist", "psmnist", "noisy_scifar"}  # Hugging Face datasets: not available offline
 BENCHMARKS = {"digits", "permuted_digits", "mnist1d", "gunpoint", "japanese_vowels", "acsf1"} | HUB_DATA
 
 
 def test_there_is_a_config_per_task_and_baseline():
     tasks = {p.parent.name for p in CONFIGS}
-    assert tasks == SYNTHETIC | BENCHMARKS
+    assert tasks == SYNTHETIC | RECALL | BENCHMARKS
     for task in tasks:
         needed = {"elman", "gru", "lstm", "transformer"} if task in SYNTHETIC else {"gru"}
         if task in {"digits", "permuted_digits", "mnist1d"}:
             needed = {"gru", "lstm", "lbc_ssm", "wave_rnn"}
+        if task in RECALL:
+            needed = {"lstm", "lbc_ssm"}
         assert needed <= {p.stem for p in CONFIGS if p.parent.name == task}
 
 

@@ -5,7 +5,8 @@
     wavezoo analyze --ckpt runs/.../checkpoints/last.ckpt [--task T3] [--out analysis_out]
 
 ``--model`` takes any :class:`~wavezoo.lit.SequenceTaskModule` subclass and ``--data`` any LightningDataModule
-(``class_path``/``init_args`` in YAML); the model's ``input_size``/``output_size`` are linked to the data's.
+(``class_path``/``init_args`` in YAML); the model's ``input_size``/``output_size`` are linked to the data's, and
+its ``vocab_size`` to the data's ``vocab_size`` (token tasks) or ``None``.
 A user mistake (bad name, size, shape...) prints one line, ``wavezoo: error: ...``, and exits with status 2.
 """
 
@@ -38,6 +39,11 @@ TRAINER_DEFAULTS = {
 }
 
 
+def data_vocab_size(datamodule: pl.LightningDataModule) -> int | None:
+    """The DataModule's ``vocab_size`` (token inputs), or ``None`` (float features)."""
+    return getattr(datamodule, "vocab_size", None)
+
+
 class WavezooCLI(LightningCLI):
     """LightningCLI with the zoo's defaults: TensorBoard, rich progress, ``last.ckpt`` + best checkpoint, gradient
     clipping at 1.0, atomic checkpoint files, one run per run folder and a stop on a non-finite loss. Every
@@ -47,6 +53,8 @@ class WavezooCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.input_size", "model.init_args.input_size", apply_on="instantiate")
         parser.link_arguments("data.output_size", "model.init_args.output_size", apply_on="instantiate")
+        # token tasks (wavezoo.data.recall) have a vocab_size: the model embeds their ids; other data: None
+        parser.link_arguments("data", "model.init_args.vocab_size", compute_fn=data_vocab_size, apply_on="instantiate")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults(
             {

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from wavezoo.errors import ConfigError
+from wavezoo.errors import ConfigError, check_positive_int
 
 ModelBuilder = Callable[..., nn.Module]
 _MODELS: dict[str, ModelBuilder] = {}
@@ -35,13 +35,35 @@ def is_model(name: str) -> bool:
 
 
 def build_model(
-    name: str, input_size: int | None, output_size: int | None, hidden_size: int | None = None, **family_kwargs: Any
+    name: str,
+    input_size: int | None,
+    output_size: int | None,
+    hidden_size: int | None = None,
+    vocab_size: int | None = None,
+    embedding_dim: int | None = None,
+    **family_kwargs: Any,
 ) -> nn.Module:
     """A freshly initialised registered model (``create_model`` without ``pretrained``; see
     :func:`wavezoo.factory.create_model`). Only the arguments given are passed to the family's builder; the model's
-    ``wavezoo_config`` attribute records how it was built."""
+    ``wavezoo_config`` attribute records how it was built.
+
+    With ``vocab_size`` the model reads token ids (``SequenceModel.add_token_embedding``): the family is built with
+    ``embedding_dim`` input features (default ``hidden_size``, the model's width, as the recall papers embed tokens
+    to their model dimension) and ``input_size`` is not used (a DataModule of token ids reports its vocabulary as
+    its one-hot ``input_size``)."""
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    if vocab_size is None and embedding_dim is not None:
+        raise ConfigError(
+            f"embedding_dim={embedding_dim!r} is invalid without vocab_size: the embedding reads token ids; set "
+            "vocab_size too, or leave embedding_dim out for float inputs"
+        )
+    if vocab_size is not None:
+        check_positive_int("vocab_size", vocab_size)
+        embedding_dim = embedding_dim if embedding_dim is not None else hidden_size
+        if embedding_dim is None:
+            raise ConfigError(f"create_model({name!r}, vocab_size=...) needs embedding_dim or hidden_size")
+        input_size = check_positive_int("embedding_dim", embedding_dim)
     if input_size is None or output_size is None:
         raise ConfigError(f"create_model({name!r}) needs input_size and output_size (or pretrained=...)")
     given = {"input_size": input_size, "output_size": output_size}
@@ -53,7 +75,10 @@ def build_model(
         if "unexpected keyword argument" in str(err) or "multiple values" in str(err):
             raise ConfigError(f"model {name!r}: {err}") from None
         raise
-    # How to rebuild it (save_pretrained, checkpoints): a plain attribute, not part of the state dict.
     sizes = {**given, "hidden_size": model.hidden_size}
+    if vocab_size is not None:
+        model.add_token_embedding(vocab_size)
+        sizes.update(vocab_size=vocab_size, embedding_dim=input_size)
+    # How to rebuild it (save_pretrained, checkpoints): a plain attribute, not part of the state dict.
     model.wavezoo_config = {"family": name, "sizes": sizes, "model_kwargs": dict(family_kwargs)}
     return model

@@ -31,6 +31,7 @@ TRUSTED_PACKAGE = "wavezoo"
 # Lightning's own instantiator of LightningCLI-built modules; any other value in a checkpoint is refused.
 TRUSTED_INSTANTIATORS = ("lightning.pytorch.cli.instantiate_module",)
 SIZES = ("input_size", "output_size", "hidden_size")
+TOKEN_SIZES = ("vocab_size", "embedding_dim")  # optional sizes of a model that reads token ids
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -122,7 +123,8 @@ def model_spec(
     hparams: Mapping[str, Any], source: str, family_key: str = "model", sizes_key: str | None = None
 ) -> tuple[str, dict[str, int], dict[str, Any]]:
     """(family, sizes, family keyword arguments) recorded in a file, each checked: a registered family, three sizes
-    that are integers >= 1, and keyword arguments that are a mapping without sizes or ``pretrained``.
+    that are integers >= 1 (and ``vocab_size`` / ``embedding_dim`` of a token model, each an integer >= 1 where
+    given), and keyword arguments that are a mapping without sizes or ``pretrained``.
 
     A LightningModule's hyper-parameters hold ``model`` and the sizes at the top level; a ``config.json`` of
     :func:`~wavezoo.save_pretrained` holds ``family`` and a ``sizes`` object (``family_key="family"``,
@@ -142,9 +144,15 @@ def model_spec(
     kwargs = hparams.get("model_kwargs") or {}
     if not isinstance(kwargs, Mapping):
         raise ConfigError(f"{source}: model_kwargs={short(kwargs)} is invalid: expected an object of family options")
-    for key in ("pretrained", *SIZES):
+    for key in ("pretrained", *SIZES, *TOKEN_SIZES):
         if key in kwargs:
             raise ConfigError(f"{source}: model_kwargs.{key} is refused: sizes and weights are not family options")
+    for key in TOKEN_SIZES:
+        value = found.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{source}: {prefix}{key}={short(value)} is invalid: expected an integer >= 1")
+            sizes[key] = value
     return family, sizes, dict(kwargs)
 
 
@@ -226,7 +234,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", base: ty
 
 def net_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> torch.nn.Module:
     """The plain zoo model inside a checkpoint that :func:`check_lightning_checkpoint` accepted: built from its
-    hyper-parameters and loaded with its ``net.`` weights, in eval mode (no Lightning needed)."""
+    hyper-parameters and loaded with its ``net.`` weights (a token model's embedding included), in eval mode (no
+    Lightning needed)."""
     family, sizes, kwargs = model_spec(checkpoint.get("hyper_parameters") or {}, source)
     net = build_model(family, **sizes, **kwargs)
     net.load_state_dict({k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})

@@ -36,6 +36,35 @@ def test_wrong_rank_or_width_is_a_clear_error(name):
         model(torch.randn(2, 5, 4))
 
 
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_every_family_reads_token_ids_with_a_vocabulary(name, tmp_path):
+    """``vocab_size``: the model embeds token ids itself (its state dict holds the embedding), so streaming,
+    save_pretrained / from_pretrained and create_model's record all keep working with ids."""
+    torch.manual_seed(0)
+    model = wavezoo.create_model(name, input_size=11, output_size=5, hidden_size=48, vocab_size=11, embedding_dim=6)
+    model.eval()
+    assert model.input_size == 6 and tuple(model.token_embedding.weight.shape) == (11, 6)
+    assert model.wavezoo_config["sizes"] == {"input_size": 6, "output_size": 5, "hidden_size": 48, "vocab_size": 11,
+                                             "embedding_dim": 6}  # fmt: skip
+    ids = torch.randint(0, 11, (3, 7))
+    y = model(ids)
+    assert y.shape == (3, 7, 5)
+    state, steps = model.initial_state(3), []
+    with torch.no_grad():
+        for t in range(7):
+            y_t, state = model.step(ids[:, t], state)
+            steps.append(y_t)
+    assert torch.allclose(torch.stack(steps, 1), y, atol=1e-5)
+    model.save_pretrained(tmp_path)
+    assert torch.equal(wavezoo.from_pretrained(tmp_path)(ids), y)
+    with pytest.raises(ConfigError, match=r"token ids must lie in 0..10 \(vocab_size=11\); got ids from 0 to 11"):
+        model(torch.tensor([[0, 11]]))
+    with pytest.raises(ConfigError, match=r"got token ids of shape \(3, 7, 1\); expected a 2-d tensor"):
+        model(ids[..., None])
+    with pytest.raises(ConfigError, match=r"has vocab_size=11 and expects integer token ids, got torch.float32"):
+        model(torch.randn(3, 7, 6))
+
+
 def test_paper_elman_has_no_biases():
     model = wavezoo.create_model("elman", input_size=8, output_size=8, hidden_size=128)
     names = {n for n, _ in model.named_parameters()}

@@ -1,5 +1,5 @@
-"""DataModules of the zoo: synthetic history-dependent tasks, classical memory benchmarks and real-data sequence
-classification benchmarks."""
+"""DataModules of the zoo: synthetic history-dependent tasks, classical memory benchmarks, token recall tasks and
+real-data sequence classification benchmarks."""
 
 from wavezoo.core.operators import VARIABLE_BINDING_TASKS
 from wavezoo.data.base import SyntheticDataModule
@@ -13,6 +13,13 @@ from wavezoo.data.benchmarks import (
 )
 from wavezoo.data.history import HDSDataModule, HistoryTaskDataModule, VariableBindingDataModule
 from wavezoo.data.memory import AddingDataModule, CopyDataModule
+from wavezoo.data.recall import (
+    AssociativeRecallDataModule,
+    InductionHeadDataModule,
+    MQARDataModule,
+    SelectiveCopyDataModule,
+    TokenTaskDataModule,
+)
 from wavezoo.data.sequences import SequenceDataModule
 
 __all__ = [
@@ -22,6 +29,11 @@ __all__ = [
     "HDSDataModule",
     "CopyDataModule",
     "AddingDataModule",
+    "TokenTaskDataModule",
+    "InductionHeadDataModule",
+    "AssociativeRecallDataModule",
+    "MQARDataModule",
+    "SelectiveCopyDataModule",
     "VARIABLE_BINDING_TASKS",
     "SequenceDataModule",
     "DigitsDataModule",

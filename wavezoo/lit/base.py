@@ -1,5 +1,8 @@
 """The thin LightningModule shared by every task type: builds a zoo model by name, optimises, logs, reports.
 
+With ``vocab_size`` set, the model reads token ids ``[batch, time]`` (int64), embedded by its
+``nn.Embedding(vocab_size, embedding_dim)`` front-end (:meth:`wavezoo.models.base.SequenceModel.add_token_embedding`).
+
 All constructor arguments are primitives (str/int/float/bool/dict), saved with ``save_hyperparameters()``, so
 ``Module.load_from_checkpoint(path)`` needs no extra argument and works with ``torch.load(weights_only=True)``.
 """
@@ -68,6 +71,15 @@ class SequenceTaskModule(pl.LightningModule):
         loss_scale: multiplies the training loss (Keller et al.'s copy task divides its mean cross-entropy by the
             batch size: 1 / 128); it changes the gradients' size, hence what gradient clipping does. The logged
             losses are unscaled.
+        vocab_size: token inputs. ``None`` (default): inputs are float features ``[batch, time, input_size]``.
+            An integer: inputs are token ids ``[batch, time]`` in ``0 .. vocab_size - 1`` (the recall tasks of
+            :mod:`wavezoo.data.recall`; the CLI links it from the DataModule's ``vocab_size``), embedded by
+            the model's ``token_embedding`` (``nn.Embedding``); ``input_size`` is then not used (the CLI sets
+            it to the DataModule's, which equals ``vocab_size``).
+        embedding_dim: width of the embedding, i.e. the registered model's input size (only with
+            ``vocab_size``). Default ``None``: ``hidden_size``, the model's width, as the recall papers' models
+            embed tokens to their model dimension. The embedding belongs to the model (``net.token_embedding``),
+            so a published token model loads and runs without this module.
     """
 
     task_type = "regression"
@@ -86,6 +98,8 @@ class SequenceTaskModule(pl.LightningModule):
         scheduler_kwargs: dict[str, Any] | None = None,
         loss_steps: str = "masked",
         loss_scale: float = 1.0,
+        vocab_size: int | None = None,
+        embedding_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -97,7 +111,13 @@ class SequenceTaskModule(pl.LightningModule):
         check_positive_float("weight_decay", weight_decay, allow_zero=True)
         check_scheduler_kwargs(scheduler, scheduler_kwargs)
         self.net = build_model(
-            model, input_size=input_size, output_size=output_size, hidden_size=hidden_size, **(model_kwargs or {})
+            model,
+            input_size=input_size,
+            output_size=output_size,
+            hidden_size=hidden_size,
+            vocab_size=vocab_size,
+            embedding_dim=embedding_dim,
+            **(model_kwargs or {}),
         )
         metrics = self.build_metrics()  # epoch-level metrics of the evaluation loops (synced across devices)
         self.val_metrics = metrics.clone(prefix="val/")
@@ -121,6 +141,7 @@ class SequenceTaskModule(pl.LightningModule):
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     ARCHITECTURE_KEYS = ("model", "input_size", "output_size", "hidden_size", "model_kwargs")
+    ARCHITECTURE_KEYS += ("vocab_size", "embedding_dim")  # the token embedding (absent from older checkpoints)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse, in one line, a checkpoint that fails :func:`wavezoo.trust.check_lightning_checkpoint` or was
@@ -159,6 +180,17 @@ class SequenceTaskModule(pl.LightningModule):
             checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs
         )
 
+    # -- streaming ------------------------------------------------------------------------------------------
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None):
+        """The model's state before the first step (see :meth:`wavezoo.models.base.SequenceModel.initial_state`),
+        on this module's device and dtype."""
+        return self.net.initial_state(batch_size, device=device or self.device, dtype=self.dtype)
+
+    def step(self, x_t: torch.Tensor, state):
+        """One step of the model on one input step (``[batch, input_size]`` features, or ``[batch]`` token ids with
+        ``vocab_size``): ``(y_t [batch, output_size], new state)``. Stepping over a sequence equals :meth:`forward`."""
+        return self.net.step(x_t, state)
+
     # -- Lightning hooks ------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -171,11 +203,18 @@ class SequenceTaskModule(pl.LightningModule):
                 f"{type(datamodule).__name__} is a {data_type} task but {type(self).__name__} is for "
                 f"{self.task_type}; pick the matching module (SequenceRegression or SequenceClassification)"
             )
+        data_vocab = getattr(datamodule, "vocab_size", None)
+        vocab = self.hparams.get("vocab_size")
+        if data_vocab is not None and (vocab is None or vocab < data_vocab):
+            raise ConfigError(
+                f"{type(datamodule).__name__} yields token ids in 0..{data_vocab - 1} but {type(self).__name__} has "
+                f"vocab_size={vocab}; set vocab_size={data_vocab} (the wavezoo command links it from the data)"
+            )
 
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """The loss, and the batch accuracy for the curriculum (:class:`~wavezoo.lit.curriculum.HorizonCurriculum`)."""
         x, y, mask = batch
-        outputs = self.net(x)
+        outputs = self(x)
         loss = self.loss(outputs, y, self.loss_mask(mask))
         accuracy = self.batch_accuracy(outputs.detach(), y, mask)
         logs = {"train/loss": loss.detach()}
@@ -196,7 +235,7 @@ class SequenceTaskModule(pl.LightningModule):
 
     def _evaluation_step(self, batch, metrics: MetricCollection, stage: str) -> None:
         x, y, mask = batch
-        outputs = self.net(x)
+        outputs = self(x)
         loss_mask = self.loss_mask(mask)
         self.eval_losses[stage].update(self.loss(outputs, y, loss_mask), weight=loss_mask.sum())
         self.log(f"{stage}/loss", self.eval_losses[stage], prog_bar=True, batch_size=len(x))
@@ -211,7 +250,7 @@ class SequenceTaskModule(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.net(x)
+        return self(x)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -38,11 +38,53 @@ class SequenceModel(nn.Module, ZooHubMixin):
         self.input_size = check_positive_int("input_size", input_size)
         self.output_size = check_positive_int("output_size", output_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.token_embedding: nn.Embedding | None = None  # see add_token_embedding
+
+    # -- token inputs ---------------------------------------------------------------------------------------
+    def add_token_embedding(self, vocab_size: int) -> SequenceModel:
+        """Make the model read token ids: ``x [batch, time]`` (``step``: ``[batch]``) of integers in
+        ``0 .. vocab_size - 1``, embedded by ``nn.Embedding(vocab_size, input_size)`` into the ``input_size``
+        features the family reads (``build_model(..., vocab_size=V)`` calls it)."""
+        self.token_embedding = nn.Embedding(check_positive_int("vocab_size", vocab_size), self.input_size)
+        return self
+
+    def check_tokens(self, x: torch.Tensor, what: str = "input") -> bool:
+        """Whether ``x`` holds token ids, checked against the model: token ids without an embedding, float inputs
+        with one, and ids outside the vocabulary raise a one-line :class:`ConfigError`. The range is checked for
+        CPU tensors only: on an accelerator the check would stall the device every step (there the task module
+        checks the DataModule's ``vocab_size`` once, at setup)."""
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(f"{type(self).__name__} expects a torch.Tensor, got {type(x).__name__}")
+        tokens = not (x.is_floating_point() or x.is_complex()) and x.dtype != torch.bool
+        if self.token_embedding is None:
+            if tokens:
+                raise ConfigError(
+                    f"{type(self).__name__} got integer {what} ({x.dtype}, shape {tuple(x.shape)}) but reads float "
+                    "features: token ids need a model built with vocab_size (the task module's vocab_size)"
+                )
+            return False
+        vocab = self.token_embedding.num_embeddings
+        if not tokens:
+            raise ConfigError(
+                f"{type(self).__name__} has vocab_size={vocab} and expects integer token ids, got {x.dtype} of shape "
+                f"{tuple(x.shape)}"
+            )
+        if x.device.type == "cpu" and x.numel() and bool(((x < 0) | (x >= vocab)).any()):
+            raise ConfigError(
+                f"token ids must lie in 0..{vocab - 1} (vocab_size={vocab}); got ids from {int(x.min())} to "
+                f"{int(x.max())}"
+            )
+        return True
 
     # -- the sequence map -----------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise ConfigError(f"{type(self).__name__} expects a torch.Tensor, got {type(x).__name__}")
+        if self.check_tokens(x):
+            if x.dim() != 2:
+                raise ConfigError(
+                    f"{type(self).__name__} got token ids of shape {tuple(x.shape)}; expected a 2-d tensor "
+                    "[batch, time]"
+                )
+            x = self.token_embedding(x)
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ConfigError(
                 f"{type(self).__name__} got input of shape {tuple(x.shape)}; expected a 3-d tensor "
@@ -77,6 +119,12 @@ class SequenceModel(nn.Module, ZooHubMixin):
 
     def step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One step: ``x_t`` ``[batch, input_size]`` and s(t-1) -> (y(t) ``[batch, output_size]``, s(t))."""
+        if self.check_tokens(x_t, "x_t"):
+            if x_t.dim() != 1:
+                raise ConfigError(
+                    f"{type(self).__name__}.step got token ids of shape {tuple(x_t.shape)}; expected [batch] ids"
+                )
+            x_t = self.token_embedding(x_t)
         if not isinstance(x_t, torch.Tensor) or x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
             shape = tuple(x_t.shape) if isinstance(x_t, torch.Tensor) else type(x_t).__name__
             raise ConfigError(
