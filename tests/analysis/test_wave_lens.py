@@ -130,5 +130,3 @@ def test_linearize_reads_the_recurrence_of_each_supported_family_and_names_the_o
     assert lin.w_r.shape == (4, 32) and lin.w_r[:, :28].abs().sum() == 0  # reads the start-boundary column only
     with pytest.raises(ConfigError, match=r"wave lens needs a recurrence .* got RecurrentBaseline \(lstm\)"):
         linearize(create_model("lstm", input_size=3, output_size=2))
-
-

@@ -106,7 +106,9 @@ class StepViews:
     def of(cls, buffer: torch.Tensor, rings: Rings, kernel_size: int, cached: StepViews | None) -> StepViews:
         """``cached`` if it was made for this geometry, else new views of ``buffer``."""
         if cached is not None and (cached.rings.cells, cached.rings.half, cached.kernel_size) == (
-            rings.cells, rings.half, kernel_size
+            rings.cells,
+            rings.half,
+            kernel_size,
         ):
             return cached
         return cls(buffer, rings, kernel_size)
