@@ -2,7 +2,7 @@
 and selective copying, each with a small learning-rate sweep.
 
     python -m benchmarks.recall [--tasks induction_head,...] [--families lstm,...] [--lrs 0.001,0.003,0.01]
-                                [--seeds 0] [--steps 800] [--out docs/results] [--table]
+                                [--seeds 0] [--steps 1000] [--out docs/results] [--table]
 
 Each run is ``wavezoo fit --config configs/<task>/benchmark.yaml`` with the family, its size, the learning rate,
 the seed and the step count as overrides (the exact command is recorded), then ``test`` of the best checkpoint by
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--families", type=split(str), default=FAMILIES)
     parser.add_argument("--lrs", type=split(float), default=[0.001, 0.003, 0.01])
     parser.add_argument("--seeds", type=split(int), default=[0])
-    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--out", default="docs/results")
     parser.add_argument("--runs", default="runs/recall", help="training run folders")
     parser.add_argument("--table", action="store_true", help="print the tables from the JSON files, run nothing")
