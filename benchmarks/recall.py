@@ -2,10 +2,10 @@
 and selective copying, each with a small learning-rate sweep.
 
     python -m benchmarks.recall [--tasks induction_head,...] [--families lstm,...] [--lrs 0.001,0.003,0.01]
-                                [--seeds 0] [--steps 1000] [--out docs/results] [--table]
+                                [--seeds 0] [--steps N] [--out docs/results] [--table]
 
-Each run is ``wavezoo fit --config configs/<task>/benchmark.yaml`` with the family, its size, the learning rate,
-the seed and the step count as overrides (the exact command is recorded), then ``test`` of the best checkpoint by
+Each run is ``wavezoo fit --config configs/<task>/benchmark*.yaml`` (see :data:`TASKS`) with the family, its size,
+the learning rate and the seed as overrides (the exact command is recorded), then ``test`` of the best checkpoint by
 validation loss. One JSON per run in ``<out>/recall/``; runs already there are skipped and a run in progress holds
 an OS file lock (``<run>.lock``), so several processes can share one sweep and a killed sweep resumes. ``--table``
 prints the Markdown tables of docs/benchmarks.md from the JSON files.
@@ -30,11 +30,12 @@ from typing import Any
 
 import torch
 
-TASKS = {  # task -> (sequence length: the TWM wave length, chance accuracy)
-    "induction_head": (31, 1 / 18),
-    "associative_recall": (42, 1 / 9),
-    "mqar": (32, 1 / 32),
-    "selective_copy": (32, 1 / 14),
+TASKS = {  # task -> (config, sequence length: the TWM wave length, chance accuracy)
+    "induction_head": ("configs/induction_head/benchmark.yaml", 31, 1 / 18),
+    "associative_recall": ("configs/associative_recall/benchmark.yaml", 22, 1 / 4),
+    "associative_recall_20pairs": ("configs/associative_recall/benchmark_20pairs.yaml", 42, 1 / 9),
+    "mqar": ("configs/mqar/benchmark.yaml", 32, 1 / 32),
+    "selective_copy": ("configs/selective_copy/benchmark.yaml", 32, 1 / 14),
 }
 ANCHOR = {  # H3 (Fu et al. 2023), Table 1, synthetic language tasks at safari's configuration, test accuracy %
     "induction_head": {"random": 5.0, "S4D": 35.6, "H3": 100.0, "attention": 100.0},
@@ -65,13 +66,13 @@ FAMILIES = [
 ]  # fmt: skip
 
 
-def run_args(task: str, family: str, lr: float, seed: int, steps: int, run_dir: str) -> list[str]:
-    """The ``wavezoo fit`` arguments of one run."""
-    hidden, kwargs = family_settings(family, TASKS[task][0])
+def run_args(task: str, family: str, lr: float, seed: int, steps: int | None, run_dir: str) -> list[str]:
+    """The ``wavezoo fit`` arguments of one run (``steps=None``: the config's own ``max_steps``)."""
+    hidden, kwargs = family_settings(family, TASKS[task][1])
     return [
         "fit",
         "--config",
-        f"configs/{task}/benchmark.yaml",
+        TASKS[task][0],
         "--model.init_args.model",
         family,
         "--model.init_args.hidden_size",
@@ -82,8 +83,7 @@ def run_args(task: str, family: str, lr: float, seed: int, steps: int, run_dir: 
         str(lr),
         "--seed_everything",
         str(seed),
-        "--trainer.max_steps",
-        str(steps),
+        *([] if steps is None else ["--trainer.max_steps", str(steps)]),
         "--trainer.logger",
         "false",
         "--trainer.enable_progress_bar",
@@ -113,7 +113,7 @@ def state_numel(net: torch.nn.Module, length: int) -> int:
     return count(state)
 
 
-def run_one(task: str, family: str, lr: float, seed: int, steps: int, runs: Path) -> dict[str, Any]:
+def run_one(task: str, family: str, lr: float, seed: int, steps: int | None, runs: Path) -> dict[str, Any]:
     """Train and test one configuration in this process; the record of the run."""
     from wavezoo.cli import build_cli
 
@@ -127,18 +127,18 @@ def run_one(task: str, family: str, lr: float, seed: int, steps: int, runs: Path
     (test,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
     module = type(cli.model).load_from_checkpoint(best) if best else cli.model
     score = cli.trainer.checkpoint_callback.best_model_score
-    hidden, kwargs = family_settings(family, TASKS[task][0])
+    hidden, kwargs = family_settings(family, TASKS[task][1])
     shown = [*args[:-1], f"runs/recall/{run_dir.name}"]
     return {
         "task": task,
         "family": family,
         "lr": lr,
         "seed": seed,
-        "steps": steps,
+        "steps": cli.trainer.max_steps,
         "hidden_size": hidden,
         "model_kwargs": kwargs,
         "parameters": sum(p.numel() for p in module.net.parameters()),
-        "state_numel": state_numel(module.net.eval(), TASKS[task][0]),
+        "state_numel": state_numel(module.net.eval(), TASKS[task][1]),
         "test_acc": float(test["test/acc"]),
         "test_loss": float(test["test/loss"]),
         "best_val_loss": None if score is None else float(score),
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--families", type=split(str), default=FAMILIES)
     parser.add_argument("--lrs", type=split(float), default=[0.001, 0.003, 0.01])
     parser.add_argument("--seeds", type=split(int), default=[0])
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=None, help="default: each config's max_steps")
     parser.add_argument("--out", default="docs/results")
     parser.add_argument("--runs", default="runs/recall", help="training run folders")
     parser.add_argument("--table", action="store_true", help="print the tables from the JSON files, run nothing")
