@@ -2,13 +2,14 @@
 and selective copying, each with a small learning-rate sweep.
 
     python -m benchmarks.recall [--tasks induction_head,...] [--families lstm,...] [--lrs 0.001,0.003,0.01]
-                                [--seeds 0] [--steps N] [--out docs/results] [--table]
+                                [--seeds 0] [--steps N] [--out docs/results] [--at-best-lr] [--table]
 
 Each run is ``wavezoo fit --config configs/<task>/benchmark*.yaml`` (see :data:`TASKS`) with the family, its size,
 the learning rate and the seed as overrides (the exact command is recorded), then ``test`` of the best checkpoint by
 validation loss. One JSON per run in ``<out>/recall/``; runs already there are skipped and a run in progress holds
 an OS file lock (``<run>.lock``), so several processes can share one sweep and a killed sweep resumes. ``--table``
-prints the Markdown tables of docs/benchmarks.md from the JSON files.
+prints the Markdown tables of docs/benchmarks.md from the JSON files; ``--at-best-lr --seeds 1,2`` adds seeds at
+the learning rate each family chose on seed 0.
 
 Sizes: every recurrent family holds about 256 numbers of state per sequence (LSTM: 128 units = 256 with its cell);
 the TWM families a wave as long as the sequence (``history`` = sequence length, 8 numbers per cell); the LBC-SSM
@@ -154,9 +155,11 @@ def sweep(opts: argparse.Namespace) -> None:
 
     out = Path(opts.out) / "recall"
     out.mkdir(parents=True, exist_ok=True)
+    chosen = best_runs(load(opts.out)) if opts.at_best_lr else {}
     for task in opts.tasks:
         for family in opts.families:
-            for lr in opts.lrs:
+            lrs = [chosen[(task, family)]["lr"]] if (task, family) in chosen else [] if opts.at_best_lr else opts.lrs
+            for lr in lrs:
                 for seed in opts.seeds:
                     path = out / f"{task}_{family}_lr{lr}_seed{seed}.json"
                     if path.exists():
@@ -239,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="default: each config's max_steps")
     parser.add_argument("--out", default="docs/results")
     parser.add_argument("--runs", default="runs/recall", help="training run folders")
+    parser.add_argument(
+        "--at-best-lr", action="store_true", help="run each family at the rate chosen on seed 0 (for more seeds)"
+    )
     parser.add_argument("--table", action="store_true", help="print the tables from the JSON files, run nothing")
     opts = parser.parse_args(argv)
     unknown = sorted(set(opts.tasks) - set(TASKS)) + sorted(set(opts.families) - set(FAMILIES))

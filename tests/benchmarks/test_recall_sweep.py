@@ -60,8 +60,9 @@ def test_the_learning_rate_is_chosen_on_seed_0_and_the_tables_list_every_run():
 def test_a_sweep_writes_one_record_per_run_and_skips_done_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the configs are read relative to the repository
     monkeypatch.setattr(sys, "argv", sys.argv[:1])
+    where = {"out": str(tmp_path / "out"), "runs": str(tmp_path / "runs")}
     opts = recall.argparse.Namespace(tasks=["mqar"], families=["lstm"], lrs=[0.01], seeds=[0], steps=3,
-                                     out=str(tmp_path / "out"), runs=str(tmp_path / "runs"))  # fmt: skip
+                                     at_best_lr=False, **where)  # fmt: skip
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     recall.sweep(opts)
@@ -73,3 +74,6 @@ def test_a_sweep_writes_one_record_per_run_and_skips_done_runs(tmp_path, monkeyp
     path.write_text(json.dumps({**record, "test_acc": 0.123}))
     recall.sweep(opts)  # done runs are not run again
     assert json.loads(path.read_text())["test_acc"] == 0.123
+    opts.at_best_lr, opts.lrs, opts.seeds = True, [0.5], [1]  # another seed at the chosen rate, not at --lrs
+    recall.sweep(opts)
+    assert sorted(p.name for p in path.parent.glob("*.json")) == [path.name, "mqar_lstm_lr0.01_seed1.json"]
