@@ -118,13 +118,14 @@ def publish(recipe: Weights, out: Path, run_dir: Path, wall_s: float) -> Weights
         recipe,
         lit_class=resolved["model"]["class_path"],
         datamodule={"class_path": resolved["data"]["class_path"], "init_args": resolved["data"]["init_args"]},
-        sizes={k: hparams[k] for k in ("input_size", "output_size", "hidden_size")},
+        sizes=None,  # the model's own record, below (a token model adds vocab_size and embedding_dim)
         model_kwargs=hparams.get("model_kwargs") or {},
         sha256="pending",  # published for the loaders; the hashes are filled in below
         ckpt_sha256=sha256_file(folder / "lightning.ckpt"),
     )
     metrics = evaluate_weights(measured, check_hash=False)
     module = load_lightning(measured, check_hash=False)
+    measured = dataclasses.replace(measured, sizes=dict(module.net.wavezoo_config["sizes"]))
     training = {
         "command": recipe.command,
         "wall_s": round(wall_s, 1),

@@ -116,7 +116,9 @@ def outputs_script(out: Path) -> str:
         "    info = wavezoo.pretrained_info(name)\n"
         "    same = wavezoo.create_model(info['family'], pretrained=name)\n"
         "    torch.manual_seed(0)\n"
-        "    x = torch.randn(2, 5, info['sizes']['input_size'])\n"
+        "    sizes = info['sizes']\n"
+        "    x = torch.randint(0, sizes['vocab_size'], (2, 5)) if 'vocab_size' in sizes else "
+        "torch.randn(2, 5, sizes['input_size'])\n"
         "    assert torch.equal(net(x), same(x))\n"
         "    out[name] = net(x)\n"
         "assert 'lightning' not in {m.split('.')[0] for m, v in sys.modules.items() if v is not None}\n"
@@ -133,7 +135,8 @@ def check_outputs(path: Path) -> str:
     for name in PUBLISHED:
         module = load_pretrained(name, lightning=True)
         torch.manual_seed(0)
-        x = torch.randn(2, 5, module.hparams.input_size)
+        vocab = module.hparams.get("vocab_size")
+        x = torch.randint(0, vocab, (2, 5)) if vocab else torch.randn(2, 5, module.hparams.input_size)
         assert torch.allclose(module.net(x), outputs[name], atol=1e-6), name
     return where
 
@@ -318,13 +321,14 @@ def test_create_model_pretrained(tiny, monkeypatch):
         wavezoo.create_model("gru", pretrained=TINY.name, hidden_size=32)
     with pytest.raises(ConfigError, match=f"'{TINY.name}' is a 'gru' model, not 'lstm'"):
         wavezoo.create_model("lstm", pretrained=TINY.name)
-    with pytest.raises(ConfigError, match="no published pretrained weights for model 'irnn'"):
-        wavezoo.create_model("irnn", pretrained=True)
     with pytest.raises(ConfigError, match="unknown pretrained checkpoint 'gru_tiny_vb_t2'; did you mean"):
         wavezoo.create_model("gru", pretrained="gru_tiny_vb_t2")
-    with pytest.raises(ConfigError, match="model 'gru' has 5 published checkpoints: gru_vb_t1, gru_digits"):
+    with pytest.raises(ConfigError, match="model 'gru' has 7 published checkpoints: gru_vb_t1, gru_digits, "):
         wavezoo.create_model("gru", pretrained=True)
-    assert wavezoo.create_model("twm_lbc", pretrained=True).wavezoo_config["pretrained"] == "twm_lbc_vb_t1"
+    monkeypatch.setattr(table, "TABLE", {TINY.name: table.TABLE[TINY.name], "elman_vb_t1": table.TABLE["elman_vb_t1"]})
+    assert wavezoo.create_model("gru", pretrained=True).wavezoo_config["pretrained"] == TINY.name  # the only one
+    with pytest.raises(ConfigError, match="no published pretrained weights for model 'irnn'; published .*elman_vb_t1"):
+        wavezoo.create_model("irnn", pretrained=True)
 
 
 def test_unknown_names_and_recipes(monkeypatch):
@@ -347,7 +351,7 @@ def test_hubconf_entrypoints(tiny):
     assert isinstance(module, wavezoo.lit.SequenceRegression)
     built = torch.hub.load(str(ROOT), "create_model", "lstm", source="local", input_size=3, output_size=2)
     assert built(torch.zeros(1, 4, 3)).shape == (1, 4, 2)
-    pretrained = torch.hub.load(str(ROOT), "create_model", "twm_lbc", source="local", pretrained=True)
+    pretrained = torch.hub.load(str(ROOT), "create_model", "twm_lbc", source="local", pretrained="twm_lbc_vb_t1")
     assert pretrained.wavezoo_config["pretrained"] == "twm_lbc_vb_t1"
     hubconf = runpy.run_path(str(ROOT / "hubconf.py"))
     doc = hubconf["elman_vb_t2"].__doc__

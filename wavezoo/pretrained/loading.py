@@ -16,11 +16,12 @@ from typing import Any
 
 from torch import nn
 
+from wavezoo import weights as table
 from wavezoo.errors import ChecksumError, ConfigError
 from wavezoo.models.hub import folder_file, load_weights
 from wavezoo.registry import build_model
 from wavezoo.trust import resolve_class
-from wavezoo.weights import TABLE, Weights, get_weights
+from wavezoo.weights import Weights, get_weights
 
 CHECKPOINTS_ENV = "WAVEZOO_CHECKPOINTS"
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def checkpoint_roots() -> list[Path]:
 def list_pretrained(pattern: str | None = None, *, include_recipes: bool = False) -> list[str]:
     """Names of the published weights (``include_recipes``: also those not trained yet), in table order, optionally
     filtered by a shell-style ``pattern`` (``"elman_*"``)."""
-    names = [w.name for w in TABLE.values() if include_recipes or w.published]
+    names = [w.name for w in table.TABLE.values() if include_recipes or w.published]
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
@@ -175,7 +176,7 @@ def compare_metrics(
 def verify_if_published(path: str | os.PathLike) -> None:
     """If ``path`` is the ``lightning.ckpt`` of a published folder, check its sha256 (for ``wavezoo --ckpt_path``)."""
     path = Path(path)
-    weights = TABLE.get(path.parent.name)
+    weights = table.TABLE.get(path.parent.name)
     if path.name != "lightning.ckpt" or not path.is_file() or weights is None or not weights.ckpt_sha256:
         return
     if path.resolve().parent.parent in {root.resolve() for root in checkpoint_roots()}:
@@ -185,7 +186,7 @@ def verify_if_published(path: str | os.PathLike) -> None:
 def pretrained_model(family: str, pretrained: bool | str, given: dict[str, Any]) -> nn.Module:
     """``create_model(family, pretrained=...)``: the one published entry of ``family`` (``True``) or the named
     one; any size or keyword also given must agree with it."""
-    published = [w.name for w in TABLE.values() if w.published and w.family == family]
+    published = [w.name for w in table.TABLE.values() if w.published and w.family == family]
     if pretrained is True:
         if len(published) != 1:
             if not published:
