@@ -36,6 +36,7 @@ TASKS = {  # task -> (config, sequence length: the TWM wave length, chance accur
     "associative_recall": ("configs/associative_recall/benchmark.yaml", 22, 1 / 4),
     "associative_recall_20pairs": ("configs/associative_recall/benchmark_20pairs.yaml", 42, 1 / 9),
     "mqar": ("configs/mqar/benchmark.yaml", 32, 1 / 32),
+    "mqar_zoology": ("configs/mqar/benchmark_zoology.yaml", 64, 1 / 4096),
     "selective_copy": ("configs/selective_copy/benchmark.yaml", 32, 1 / 14),
 }
 ANCHOR = {  # H3 (Fu et al. 2023), Table 1, synthetic language tasks at safari's configuration, test accuracy %
