@@ -498,6 +498,10 @@ def test_model_folder_errors(tmp_path):
         save_pretrained(torch.nn.Linear(2, 2), tmp_path)
     with pytest.raises(ConfigError, match="model folder 'no/such/folder' does not exist"):
         from_pretrained("no/such/folder")
+    with pytest.raises(
+        ConfigError, match=r"'elman_vb_t1' is a published name, not a folder: use wavezoo.load_pretrained"
+    ):
+        from_pretrained("elman_vb_t1")
     with pytest.raises(ConfigError, match="config.json is missing or invalid"):
         from_pretrained(tmp_path, lightning=True)
     save_pretrained(wavezoo.create_model("gru", input_size=2, output_size=2, hidden_size=4), tmp_path)

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from wavezoo import weights as table
 from wavezoo.errors import ConfigError
 from wavezoo.models import SequenceModel
 from wavezoo.models.hub import (
@@ -103,6 +104,8 @@ def from_pretrained(
     huggingface_hub's cache), in eval mode; ``lightning=True`` gives its LightningModule when the folder records
     one. The folder is untrusted data (see :mod:`wavezoo.models.hub` and :mod:`wavezoo.trust`)."""
     model_id = os.fspath(folder_or_repo)
+    if model_id in table.TABLE and not os.path.isdir(model_id):
+        raise ConfigError(f"{model_id!r} is a published name, not a folder: use wavezoo.load_pretrained({model_id!r})")
     if not lightning:
         return SequenceModel.from_pretrained(model_id, revision=revision, token=token, map_location=map_location)
     config_path = folder_file(model_id, CONFIG_NAME, revision=revision, token=token)
