@@ -90,7 +90,6 @@ def best_checkpoint(folder: Path) -> tuple[Path, float | None]:
 def publish(recipe: Weights, out: Path, run_dir: Path, wall_s: float) -> Weights:
     """Turn the run in ``run_dir`` into the folder ``out/<name>/`` and return the measured entry."""
     import lightning
-    import yaml
 
     import wavezoo
     from wavezoo.lit.reliability import AtomicCheckpointIO
@@ -107,7 +106,6 @@ def publish(recipe: Weights, out: Path, run_dir: Path, wall_s: float) -> Weights
     stripped = {**{k: raw[k] for k in KEPT_KEYS if k in raw}, "wavezoo_pretrained": name}
     AtomicCheckpointIO().save_checkpoint(stripped, folder / "lightning.ckpt")
     resolved_text = (run_dir / "config.yaml").read_text()
-    resolved = yaml.safe_load(resolved_text)
     header = (
         f"# Resolved config of the training run of the published weights {name} (wavezoo/weights.py).\n"
         f"# Re-evaluate from the repository root: wavezoo test --config checkpoints/{name}/train_config.yaml "
@@ -116,8 +114,6 @@ def publish(recipe: Weights, out: Path, run_dir: Path, wall_s: float) -> Weights
     (folder / "train_config.yaml").write_text(header + resolved_text)
     measured = dataclasses.replace(
         recipe,
-        lit_class=resolved["model"]["class_path"],
-        datamodule={"class_path": resolved["data"]["class_path"], "init_args": resolved["data"]["init_args"]},
         sizes=None,  # the model's own record, below (a token model adds vocab_size and embedding_dim)
         model_kwargs=hparams.get("model_kwargs") or {},
         sha256="pending",  # published for the loaders; the hashes are filled in below

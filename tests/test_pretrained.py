@@ -204,7 +204,11 @@ def test_the_script_publishes_a_folder_that_reproduces(tiny):
     assert entry.ckpt_sha256 == sha256_file(folder / "lightning.ckpt")
     assert set(entry.metrics) == {"test/acc", "test/loss", "test/mse"}
     assert entry.sizes == {"input_size": 8, "output_size": 8, "hidden_size": 16}
-    assert entry.datamodule["init_args"]["test_horizon"] == 20 and entry.lit_class == "wavezoo.lit.SequenceRegression"
+    run = wavezoo.pretrained.loading.run_config(entry)  # the test set behind the metrics: the run's own config
+    assert (
+        run["data"]["init_args"]["test_horizon"] == 20
+        and run["model"]["class_path"] == "wavezoo.lit.SequenceRegression"
+    )
     stripped = torch.load(folder / "lightning.ckpt", weights_only=True)
     assert set(stripped) <= {*SCRIPT.KEPT_KEYS, "wavezoo_pretrained"} and stripped["global_step"] == 5
     training = json.loads((folder / "config.json").read_text())["training"]

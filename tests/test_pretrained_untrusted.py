@@ -64,7 +64,7 @@ CLASS_PATHS = ["this.Foo", "os.path.join"]
 
 PROBE = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     from wavezoo.errors import ConfigError
     from wavezoo.pretrained import from_pretrained
     from wavezoo.pretrained.loading import build_datamodule, load_lightning
@@ -72,9 +72,10 @@ PROBE = textwrap.dedent(
 
     messages = []
     for folder, class_path in zip(sys.argv[1::2], sys.argv[2::2]):
+        os.environ["WAVEZOO_CHECKPOINTS"] = folder  # folder/probe/train_config.yaml names class_path
         calls = [
             lambda: from_pretrained(folder, lightning=True),
-            lambda: load_lightning(Weights("probe", "gru", "", Recipe("x"), lit_class=class_path, sha256="0")),
+            lambda: load_lightning(Weights("probe", "gru", "", Recipe("x"), sha256="0")),
             lambda: build_datamodule({"class_path": class_path, "init_args": {}}),
         ]
         for call in calls:
@@ -98,6 +99,8 @@ def test_class_paths_outside_wavezoo_are_refused_before_any_import(lit, tmp_path
         for name in ("config.json", "model.safetensors"):
             (folder / name).write_bytes((lit / name).read_bytes())
         edit_config(folder, lightning__class_path=class_path)
+        (folder / "probe").mkdir()
+        (folder / "probe" / "train_config.yaml").write_text(f"model:\n  class_path: {class_path}\ndata: {{}}\n")
         args += [str(folder), class_path]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run(
@@ -112,7 +115,8 @@ def test_class_paths_outside_wavezoo_are_refused_before_any_import(lit, tmp_path
         assert f"{class_path!r} is refused" in message and "inside the wavezoo package" in message, message
     hub, entry, datamodule = result["messages"][:3]
     assert "config.json" in hub and "lightning.class_path" in hub
-    assert "pretrained checkpoint 'probe': lit_class" in entry and datamodule.startswith("datamodule.class_path")
+    assert "pretrained checkpoint 'probe': train_config.yaml model.class_path" in entry
+    assert datamodule.startswith("datamodule.class_path")
 
 
 def test_a_wavezoo_class_of_the_wrong_kind_is_refused(lit):

@@ -114,13 +114,14 @@ def waves(tasks: list[str], ckpts: dict[str, str] | None = None) -> tuple[list[d
 def gradients(models: list | None = None) -> tuple[list[dict[str, Any]], dict]:
     """C9: ||d h(t) / d u(t-k)|| by lag k at initialisation (seed 0) and after training, per family."""
     from wavezoo.errors import WavezooError
-    from wavezoo.pretrained import load_pretrained, pretrained_info
-    from wavezoo.pretrained.loading import build_datamodule
+    from wavezoo.pretrained import load_pretrained
+    from wavezoo.pretrained.loading import build_datamodule, run_config
+    from wavezoo.weights import get_weights
 
     rows, curves = [], {}
     for name, family, step, count in models or JACOBIAN_MODELS:
-        info = pretrained_info(name)
-        data = build_datamodule(info["datamodule"])
+        weights = get_weights(name)
+        data = build_datamodule(run_config(weights)["data"])
         x = data.eval_set("test")[0][0] if hasattr(data, "eval_set") else next(iter(_test_loader(data)))[0]
         x = x[:count, :step].float()
         try:
@@ -128,7 +129,7 @@ def gradients(models: list | None = None) -> tuple[list[dict[str, Any]], dict]:
         except WavezooError as err:
             trained, reason = None, str(err).split(":")[0] + ": does not load with the current model code"
         torch.manual_seed(0)
-        init = build_model(family, **info["sizes"], **info.get("model_kwargs", {})).eval()
+        init = build_model(family, **weights.sizes, **weights.model_kwargs).eval()
         for stage, model in (("init", init), ("trained", trained)):
             if model is None:
                 rows.append({"model": name, "stage": stage, "note": reason})

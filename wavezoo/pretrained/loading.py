@@ -105,11 +105,35 @@ def load_net(weights: Weights, map_location: Any = "cpu", check_hash: bool = Tru
     return _annotate(load_weights(net, path, map_location), weights)
 
 
+RUN_CONFIG_MAX_BYTES = 1 << 20  # a resolved LightningCLI config is a few KB
+
+
+def run_config(weights: Weights) -> dict[str, Any]:
+    """The resolved LightningCLI config of the run that trained a published entry (``<name>/train_config.yaml``):
+    its ``model.class_path`` is the LightningModule of ``lightning.ckpt``, its ``data`` the DataModule whose test set
+    gave the table's metrics. Read as data (``yaml.safe_load``, size-capped); class paths are checked where used."""
+    import yaml
+
+    path = weights_file(weights, "train_config.yaml")
+    where = f"pretrained checkpoint {weights.name!r}: {path}"
+    if path.stat().st_size > RUN_CONFIG_MAX_BYTES:
+        raise ConfigError(f"{where} is invalid: {path.stat().st_size:,} bytes, more than a run config can be")
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{where} is invalid: not YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, dict) or not all(isinstance(config.get(k), dict) for k in ("model", "data")):
+        raise ConfigError(f"{where} is invalid: expected a LightningCLI config with 'model' and 'data' sections")
+    return config
+
+
 def load_lightning(weights: Weights, map_location: Any = "cpu", check_hash: bool = True):
-    """The LightningModule of a published entry from its ``lightning.ckpt`` (``weights_only`` loading)."""
+    """The LightningModule of a published entry from its ``lightning.ckpt`` (``weights_only`` loading), of the
+    class its run config names (inside wavezoo, checked before import)."""
     from wavezoo.lit import SequenceTaskModule
 
-    cls = resolve_class(weights.lit_class, SequenceTaskModule, f"pretrained checkpoint {weights.name!r}: lit_class")
+    what = f"pretrained checkpoint {weights.name!r}: train_config.yaml model.class_path"
+    cls = resolve_class(run_config(weights)["model"].get("class_path"), SequenceTaskModule, what)
     path = weights_file(weights, "lightning.ckpt", weights.ckpt_sha256 if check_hash else None)
     module = cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
     _annotate(module.net, weights)
@@ -141,12 +165,13 @@ def build_datamodule(spec: dict[str, Any]):
 
 
 def evaluate_weights(weights: Weights, *, check_hash: bool = True, accelerator: str = "cpu") -> dict[str, float]:
-    """Test metrics of a published entry on its DataModule's test set (``trainer.test``, quiet)."""
+    """Test metrics of a published entry on the test set of its run's DataModule (``trainer.test``, quiet)."""
     from wavezoo.lit.reliability import quiet_trainer
 
     module = load_lightning(weights, check_hash=check_hash)
+    datamodule = build_datamodule(run_config(weights)["data"])
     trainer = quiet_trainer(accelerator=accelerator, devices=1, enable_checkpointing=False)
-    (results,) = trainer.test(module, datamodule=build_datamodule(weights.datamodule), verbose=False)
+    (results,) = trainer.test(module, datamodule=datamodule, verbose=False)
     return {key: float(value) for key, value in sorted(results.items())}
 
 
