@@ -140,3 +140,46 @@ def test_table1_sweep_resumes_after_a_kill_and_skips_runs_held_by_a_live_process
     assert (folder / "T1_N8_L20_seed0.json").is_file() and not (folder / "T1_N8_L20_seed1.json").exists()
     sweep.table1(["T1"], [8], [0.0], [0, 1], 10, tmp_path)  # the owner is gone: seed 1 runs, seed 0 is reused
     assert trained == [("T1", 0), ("T1", 1)] and not list(folder.glob("*.lock"))
+
+
+def test_table1_summary_counts_only_the_chosen_seeds_and_says_which_cells_are_short(tmp_path, capsys):
+    """``--summary`` trains nothing: it averages the stored runs of ``--seeds`` and marks cells below five seeds."""
+    folder = tmp_path / "table1"
+    folder.mkdir()
+    runs = [(0, 1.0, 0.002, 36), (1, 0.96, 0.004, 36), (2, 0.8, 0.5, 20), (7, 0.5, 1.0, 0)]  # seed 7 is left out
+    for seed, acc, err, eig in runs:
+        run = {"task": "T2", "hidden": 64, "l2": 0.0, "seed": seed, "steps": 20000, "test_acc_h200": acc,
+               "spectral_error_rad": err, "eig_count_above_0.8": eig}  # fmt: skip
+        (folder / f"T2_N64_L20_seed{seed}.json").write_text(json.dumps(run))
+    main(["table1", "--summary", "--seeds", "0,1,2,3,4", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    # accuracy (1 + 0.96 + 0.8) / 3; spectral error over the two solved seeds (acc > 0.9): (0.002 + 0.004) / 2
+    assert "| T2 | 64 | 0 | 3 of 5 | 0.9200 | 2 / 2 | 0.0030 | 20-36 | 0.0075 (1.00) |" in out
+    (row,) = json.loads((tmp_path / "table1.json").read_text())
+    assert row["seed_ids"] == [0, 1, 2] and row["solved"] == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--seeds", "five"], "--seeds 'five': expected a comma-separated list of int values"),
+        (["--seeds", "0,-1"], "--seeds '0,-1': every value must be >= 0"),
+        (["--tasks", "T1,T5"], "--tasks 'T1,T5': each task must be one of T1, T2, T3, T4"),
+        (["--hidden", "0"], "--hidden '0': every value must be >= 1"),
+        (["--l2", "-0.1"], "--l2 '-0.1': every value must be >= 0"),
+        (["--steps", "0"], "--steps 0: expected a positive number of training steps"),
+    ],
+)
+def test_table1_names_a_bad_option_value_before_training(option, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["table1", *option, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "table1").exists()
+
+
+def test_table1_summary_of_an_empty_folder_says_what_it_expected(tmp_path, capsys):
+    (tmp_path / "table1").mkdir()
+    with pytest.raises(SystemExit):
+        main(["table1", "--summary", "--out", str(tmp_path)])
+    assert "no Table-1 run in" in capsys.readouterr().err

@@ -62,6 +62,22 @@ def _ckpts(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _values(text: str, kind: type, option: str) -> list:
+    """A comma-separated option as a list of ``kind``; a clear error names the bad value."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise WavezooError(f"{option} {text!r}: expected a comma-separated list of {kind.__name__} values") from None
+    if not values:
+        raise WavezooError(f"{option} {text!r}: expected at least one value")
+    if option == "--tasks" and not set(values) <= set(TASKS):
+        raise WavezooError(f"--tasks {text!r}: each task must be one of {', '.join(TASKS)}")
+    lowest = 1 if option == "--hidden" else 0
+    if option != "--tasks" and min(values) < lowest:
+        raise WavezooError(f"{option} {text!r}: every value must be >= {lowest}")
+    return values
+
+
 def run(args: argparse.Namespace) -> None:
     from wavezoo.paper import trained
     from wavezoo.paper.table1 import table1
@@ -74,13 +90,21 @@ def run(args: argparse.Namespace) -> None:
         for name, value in checks.items():
             print(f"{name:<55} {value:.2e}   (exact: 0)")
         _log(args.out, "theorem", checks, {})
+    elif args.command == "table1" and args.summary:
+        from wavezoo.paper.table1 import markdown_table, summarize_table1
+
+        seeds = _values(args.seeds, int, "--seeds")
+        print(markdown_table(summarize_table1(args.out / "table1", seeds)))
+        print(f"wrote {args.out}/table1.json")
+        return
     elif args.command == "table1":
         if args.quick:
             args.tasks, args.hidden, args.l2, args.seeds, args.steps = "T2", "128", "0,0.1", "0", 3000
-        split = lambda text, kind: [kind(v) for v in text.split(",") if v]  # noqa: E731
+        if args.steps < 1:
+            raise WavezooError(f"--steps {args.steps}: expected a positive number of training steps")
         rows = table1(
-            split(args.tasks, str), split(args.hidden, int), split(args.l2, float), split(args.seeds, int),
-            args.steps, args.out,
+            _values(args.tasks, str, "--tasks"), _values(args.hidden, int, "--hidden"),
+            _values(args.l2, float, "--l2"), _values(args.seeds, int, "--seeds"), args.steps, args.out,
         )  # fmt: skip
         _log(args.out, "table1", rows, {})
     elif args.command == "spectra":
@@ -132,6 +156,9 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--l2", default="0,0.001,0.1")
             command.add_argument("--seeds", default="0,1,2,3,4")
             command.add_argument("--steps", type=int, default=20000, help="the authors' sweep: 10 x 2,000 batches")
+            command.add_argument(
+                "--summary", action="store_true", help="train nothing: the runs of --seeds in --out as a Markdown table"
+            )
     return top
 
 

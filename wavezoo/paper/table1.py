@@ -14,6 +14,7 @@ from pathlib import Path
 
 from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator
 from wavezoo.core.accuracy import sign_accuracy
+from wavezoo.errors import WavezooError
 
 SNAPSHOT_EVERY = 2000
 SOLVED = 0.9  # the authors analyse models with test accuracy > 0.9
@@ -150,9 +151,17 @@ def _seed_figures(run: dict) -> tuple[float, float | None]:
     return acc, run["spectral_error_rad"] if run["test_acc_h200"] > SOLVED else None
 
 
-def summarize_table1(folder: Path) -> list[dict]:
-    """Per (task, N, L2): mean over seeds of the accuracy and of the spectral error of the solved seeds."""
+def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]:
+    """Per (task, N, L2): mean over seeds of the accuracy and of the spectral error of the solved seeds.
+
+    ``seeds`` keeps only those seeds' runs (the paper's table: five seeds per cell); None keeps every run.
+    Prints one line per cell and writes the rows to ``folder/../table1.json``; :func:`markdown_table` turns them into
+    the table of docs/REPRODUCTION.md (``wavezoo-paper table1 --summary``).
+    """
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    runs = [run for run in runs if seeds is None or run["seed"] in seeds]
+    if not runs:
+        raise WavezooError(f"no Table-1 run in {folder}: expected <task>_N<hidden>_L2<l2>_seed<seed>.json files")
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault((run["task"], run["hidden"], float(run["l2"])), []).append(run)
@@ -176,6 +185,7 @@ def summarize_table1(folder: Path) -> list[dict]:
             "hidden": key[1],
             "l2": key[2],
             "seeds": len(group),
+            "seed_ids": sorted(r["seed"] for r in group),
             "steps": sorted({r["steps"] for r in group}),
             "mean_acc": acc,
             "solved": len(errors),
@@ -191,3 +201,24 @@ def summarize_table1(folder: Path) -> list[dict]:
         rows.append(row)
     (folder.parent / "table1.json").write_text(json.dumps(rows, indent=1))
     return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The summary rows as the Markdown table of docs/REPRODUCTION.md (cells with fewer than 5 seeds say so)."""
+    lines = [
+        "| task | N | L2 | seeds | accuracy | seeds solved / error <= 0.02 | spectral error | eigenvalues > 0.8 "
+        "| paper: error (accuracy) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (r["task"], r["hidden"], r["l2"])):
+        err = row["mean_spectral_error_solved"]
+        low, high = min(row["eig_counts"]), max(row["eig_counts"])
+        paper_err = row["paper"]["spectral_error"]
+        seeds = f"{row['seeds']}" if row["seeds"] >= 5 else f"{row['seeds']} of 5"
+        lines.append(
+            f"| {row['task']} | {row['hidden']} | {row['l2']:g} | {seeds} | {row['mean_acc']:.4f} "
+            f"| {row['solved']} / {row['spectral_error_at_most_0.02']} | {'---' if err is None else f'{err:.4f}'} "
+            f"| {low if low == high else f'{low}-{high}'} "
+            f"| {'---' if paper_err is None else f'{paper_err:.4f}'} ({row['paper']['acc']:.2f}) |"
+        )
+    return "\n".join(lines)
