@@ -157,6 +157,11 @@ def test_table1_summary_counts_only_the_chosen_seeds_and_says_which_cells_are_sh
     assert "| T2 | 64 | 0 | 3 of 5 | 0.9200 | 2 / 2 | 0.0030 | 20-36 | 0.0075 (1.00) |" in out
     (row,) = json.loads((tmp_path / "table1.json").read_text())
     assert row["seed_ids"] == [0, 1, 2] and row["solved"] == 2
+    (folder / "T2_N32_L20_seed0.json").write_text(json.dumps({**run, "hidden": 32, "seed": 0}))  # a size of your own
+    main(["table1", "--summary", "--seeds", "0,1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| T2 | 32 | 0 | 1 of 2 | 0.5000 | 0 / 0 | --- | 0 | not in the paper |" in out
+    assert "| T2 | 64 | 0 | 2 | 0.9800 | 2 / 2 | 0.0030 | 36 | 0.0075 (1.00) |" in out
 
 
 @pytest.mark.parametrize(
@@ -181,5 +186,5 @@ def test_table1_names_a_bad_option_value_before_training(option, message, tmp_pa
 def test_table1_summary_of_an_empty_folder_says_what_it_expected(tmp_path, capsys):
     (tmp_path / "table1").mkdir()
     with pytest.raises(SystemExit):
-        main(["table1", "--summary", "--out", str(tmp_path)])
-    assert "no Table-1 run in" in capsys.readouterr().err
+        main(["table1", "--summary", "--seeds", "3", "--out", str(tmp_path)])
+    assert "no Table-1 run with a seed in [3] in" in capsys.readouterr().err

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> None:
         from wavezoo.paper.table1 import markdown_table, summarize_table1
 
         seeds = _values(args.seeds, int, "--seeds")
-        print(markdown_table(summarize_table1(args.out / "table1", seeds)))
+        print(markdown_table(summarize_table1(args.out / "table1", seeds), seeds_per_cell=len(seeds)))
         print(f"wrote {args.out}/table1.json")
         return
     elif args.command == "table1":

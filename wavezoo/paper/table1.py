@@ -161,7 +161,8 @@ def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     runs = [run for run in runs if seeds is None or run["seed"] in seeds]
     if not runs:
-        raise WavezooError(f"no Table-1 run in {folder}: expected <task>_N<hidden>_L2<l2>_seed<seed>.json files")
+        which = "" if seeds is None else f" with a seed in {seeds}"
+        raise WavezooError(f"no Table-1 run{which} in {folder}: expected <task>_N<hidden>_L2<l2>_seed<seed>.json files")
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault((run["task"], run["hidden"], float(run["l2"])), []).append(run)
@@ -203,8 +204,8 @@ def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """The summary rows as the Markdown table of docs/REPRODUCTION.md (cells with fewer than 5 seeds say so)."""
+def markdown_table(rows: list[dict], seeds_per_cell: int = 5) -> str:
+    """The summary rows as the Markdown table of docs/REPRODUCTION.md; a cell short of ``seeds_per_cell`` says so."""
     lines = [
         "| task | N | L2 | seeds | accuracy | seeds solved / error <= 0.02 | spectral error | eigenvalues > 0.8 "
         "| paper: error (accuracy) |",
@@ -213,12 +214,16 @@ def markdown_table(rows: list[dict]) -> str:
     for row in sorted(rows, key=lambda r: (r["task"], r["hidden"], r["l2"])):
         err = row["mean_spectral_error_solved"]
         low, high = min(row["eig_counts"]), max(row["eig_counts"])
-        paper_err = row["paper"]["spectral_error"]
-        seeds = f"{row['seeds']}" if row["seeds"] >= 5 else f"{row['seeds']} of 5"
+        paper_err, paper_acc = row["paper"]["spectral_error"], row["paper"]["acc"]
+        paper = "not in the paper" if paper_acc is None else f"{_or_dashes(paper_err)} ({paper_acc:.2f})"
+        seeds = f"{row['seeds']}" if row["seeds"] >= seeds_per_cell else f"{row['seeds']} of {seeds_per_cell}"
         lines.append(
             f"| {row['task']} | {row['hidden']} | {row['l2']:g} | {seeds} | {row['mean_acc']:.4f} "
-            f"| {row['solved']} / {row['spectral_error_at_most_0.02']} | {'---' if err is None else f'{err:.4f}'} "
-            f"| {low if low == high else f'{low}-{high}'} "
-            f"| {'---' if paper_err is None else f'{paper_err:.4f}'} ({row['paper']['acc']:.2f}) |"
+            f"| {row['solved']} / {row['spectral_error_at_most_0.02']} | {_or_dashes(err)} "
+            f"| {low if low == high else f'{low}-{high}'} | {paper} |"
         )
     return "\n".join(lines)
+
+
+def _or_dashes(error: float | None) -> str:
+    return "---" if error is None else f"{error:.4f}"
