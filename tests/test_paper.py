@@ -169,7 +169,7 @@ def test_table1_summary_counts_only_the_chosen_seeds_and_says_which_cells_are_sh
     [
         (["--seeds", "five"], "--seeds 'five': expected a comma-separated list of int values"),
         (["--seeds", "0,-1"], "--seeds '0,-1': every value must be >= 0"),
-        (["--tasks", "T1,T5"], "--tasks 'T1,T5': each task must be one of T1, T2, T3, T4"),
+        (["--tasks", "T1,T5"], "--tasks 'T1,T5': each value must be one of T1, T2, T3, T4"),
         (["--hidden", "0"], "--hidden '0': every value must be >= 1"),
         (["--l2", "-0.1"], "--l2 '-0.1': every value must be >= 0"),
         (["--steps", "0"], "--steps 0: expected a positive number of training steps"),

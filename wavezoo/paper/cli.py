@@ -62,18 +62,17 @@ def _ckpts(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _values(text: str, kind: type, option: str) -> list:
-    """A comma-separated option as a list of ``kind``; a clear error names the bad value."""
+def _values(text: str, kind: type, option: str, lowest: float | None = None, choices: tuple = ()) -> list:
+    """A comma-separated option as a list of ``kind``, each >= ``lowest`` or in ``choices``; errors name the value."""
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise WavezooError(f"{option} {text!r}: expected a comma-separated list of {kind.__name__} values") from None
     if not values:
         raise WavezooError(f"{option} {text!r}: expected at least one value")
-    if option == "--tasks" and not set(values) <= set(TASKS):
-        raise WavezooError(f"--tasks {text!r}: each task must be one of {', '.join(TASKS)}")
-    lowest = 1 if option == "--hidden" else 0
-    if option != "--tasks" and min(values) < lowest:
+    if choices and not set(values) <= set(choices):
+        raise WavezooError(f"{option} {text!r}: each value must be one of {', '.join(choices)}")
+    if lowest is not None and min(values) < lowest:
         raise WavezooError(f"{option} {text!r}: every value must be >= {lowest}")
     return values
 
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "table1" and args.summary:
         from wavezoo.paper.table1 import markdown_table, summarize_table1
 
-        seeds = _values(args.seeds, int, "--seeds")
+        seeds = _values(args.seeds, int, "--seeds", lowest=0)
         print(markdown_table(summarize_table1(args.out / "table1", seeds), seeds_per_cell=len(seeds)))
         print(f"wrote {args.out}/table1.json")
         return
@@ -103,8 +102,9 @@ def run(args: argparse.Namespace) -> None:
         if args.steps < 1:
             raise WavezooError(f"--steps {args.steps}: expected a positive number of training steps")
         rows = table1(
-            _values(args.tasks, str, "--tasks"), _values(args.hidden, int, "--hidden"),
-            _values(args.l2, float, "--l2"), _values(args.seeds, int, "--seeds"), args.steps, args.out,
+            _values(args.tasks, str, "--tasks", choices=TASKS), _values(args.hidden, int, "--hidden", lowest=1),
+            _values(args.l2, float, "--l2", lowest=0), _values(args.seeds, int, "--seeds", lowest=0), args.steps,
+            args.out,
         )  # fmt: skip
         _log(args.out, "table1", rows, {})
     elif args.command == "spectra":
