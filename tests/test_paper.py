@@ -188,3 +188,21 @@ def test_table1_summary_of_an_empty_folder_says_what_it_expected(tmp_path, capsy
     with pytest.raises(SystemExit):
         main(["table1", "--summary", "--seeds", "3", "--out", str(tmp_path)])
     assert "no Table-1 run with a seed in [3] in" in capsys.readouterr().err
+
+
+def test_the_committed_table1_sweep_is_complete_and_is_the_table_the_docs_show(tmp_path, capsys):
+    """docs/results/table1/ holds the paper's whole grid at 20,000 steps, and REPRODUCTION's table is its summary."""
+    import shutil
+    from pathlib import Path
+
+    from wavezoo.paper.table1 import PAPER_TABLE1, markdown_table, summarize_table1
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    folder = shutil.copytree(docs / "results/table1", tmp_path / "table1")  # the summary writes beside its folder
+    rows = summarize_table1(folder, seeds=[0, 1, 2, 3, 4])
+    capsys.readouterr()
+    assert {(r["task"], r["hidden"], r["l2"]) for r in rows} == set(PAPER_TABLE1)
+    assert all(r["seed_ids"] == [0, 1, 2, 3, 4] and r["steps"] == [20000] for r in rows)
+    assert markdown_table(rows) in (docs / "REPRODUCTION.md").read_text()
+    short = sorted((r["task"], r["hidden"], r["l2"]) for r in rows if r["mean_acc"] < r["paper"]["acc"] - 0.03)
+    assert short == [("T2", 128, 0.001), ("T3", 64, 0.001), ("T4", 64, 0.001)]  # as the README and docs say
