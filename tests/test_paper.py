@@ -1,12 +1,15 @@
 """The reproduction command: exact claims C1-C4, and the wave lens on a (tiny) trained checkpoint."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from conftest import train_tiny_checkpoint
 
 from wavezoo.cli import main as wavezoo_main
 from wavezoo.paper import main, theorem_checks
+from wavezoo.paper.table1 import PAPER_TABLE1, markdown_table, summarize_table1
 
 
 def test_theorem_claims_hold_to_float64_precision():
@@ -192,11 +195,6 @@ def test_table1_summary_of_an_empty_folder_says_what_it_expected(tmp_path, capsy
 
 def test_the_committed_table1_sweep_is_complete_and_is_the_table_the_docs_show(tmp_path, capsys):
     """docs/results/table1/ holds the paper's whole grid at 20,000 steps, and REPRODUCTION's table is its summary."""
-    import shutil
-    from pathlib import Path
-
-    from wavezoo.paper.table1 import PAPER_TABLE1, markdown_table, summarize_table1
-
     docs = Path(__file__).resolve().parents[1] / "docs"
     folder = shutil.copytree(docs / "results/table1", tmp_path / "table1")  # the summary writes beside its folder
     rows = summarize_table1(folder, seeds=[0, 1, 2, 3, 4])
