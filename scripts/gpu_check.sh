@@ -1,31 +1,51 @@
 #!/usr/bin/env bash
-# One prepared GPU check for a borrowed device (about 8 minutes): the gpu test tier, the CUDA benchmark rows and a
-# short bf16-mixed fit, then a summary. Run from the repository root with the environment installed:
+# One prepared GPU check for a borrowed device, set-up included (target: <= 6 minutes on a bare H200):
 #   bash scripts/gpu_check.sh [OUT_DIR]
-# (activate the environment of README command (2) first). Writes OUT_DIR/{gpu_tests.log, benchmarks_cuda.json,
-# benchmarks_cuda.log, fit_bf16.log, summary.txt}.
+# Set-up: where jsonargparse is missing (a bare device image with torch, lightning and triton), the wheels in .whl/
+# (jsonargparse, docstring-parser, typeshed-client; see the device notes in benchmarks/README.md) are installed into
+# /tmp/site, the checkout goes on PYTHONPATH and a `wavezoo` shim on PATH: nothing is installed into the image.
+# Then: the gpu test tier, the fused-scan check (scripts/triton_check.py), the CUDA benchmark rows and a short
+# bf16-mixed fit. Writes OUT_DIR/{gpu_tests.log, triton_check.log, benchmarks_cuda.json, benchmarks_cuda.log,
+# fit_bf16.log, summary.txt}.
 set -uo pipefail
+cd "$(dirname "$0")/.."
 out="${1:-${OUT:-gpu_check_out}}"
 mkdir -p "$out"
-python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')" || exit 2
-device=$(python -c "import torch; print(torch.cuda.get_device_name())")
+export PYTHONUNBUFFERED=1
+if ! python3 -c "import jsonargparse" 2>/dev/null; then
+  [ -d .whl ] || { echo "jsonargparse is missing and there is no .whl/ folder of wheels to install it from" >&2; exit 2; }
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || exit 2
+  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH="$PWD:${PYTHONPATH:-}"
+if ! command -v wavezoo >/dev/null; then
+  mkdir -p /tmp/wavezoo-bin && printf '#!/bin/sh\nexec python3 -m wavezoo.cli "$@"\n' > /tmp/wavezoo-bin/wavezoo
+  chmod +x /tmp/wavezoo-bin/wavezoo && export PATH="/tmp/wavezoo-bin:$PATH"
+fi
+python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')" || exit 2
+device=$(python3 -c "import torch; print(torch.cuda.get_device_name(), 'torch', torch.__version__)")
+start=$SECONDS
 
-timeout 180 python -m pytest -q -m gpu tests/test_gpu.py > "$out/gpu_tests.log" 2>&1
+timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests > "$out/gpu_tests.log" 2>&1
 tests=$?
-timeout 240 python -m benchmarks.run --device cuda --only wave_rnn,lbc_ssm,generate,train_T1 \
+timeout 120 python3 scripts/triton_check.py > "$out/triton_check.log" 2>&1
+triton=$?
+timeout 150 python3 -m benchmarks.run --device cuda --only wave_rnn,lbc_ssm,generate,train_T1 \
   --out "$out/benchmarks_cuda.json" > "$out/benchmarks_cuda.log" 2>&1
 bench=$?
-timeout 120 wavezoo fit --config configs/copy/wave_rnn_keller.yaml --trainer.accelerator gpu --trainer.devices 1 \
+timeout 90 wavezoo fit --config configs/copy/wave_rnn_keller.yaml --trainer.accelerator gpu --trainer.devices 1 \
   --trainer.precision bf16-mixed --trainer.max_steps 300 --trainer.logger false --trainer.enable_progress_bar false \
   --trainer.default_root_dir "$out/fit" --test_after_fit true > "$out/fit_bf16.log" 2>&1
 fit=$?
 
 {
-  echo "device: $device   date: $(date -u +%F)"
+  echo "device: $device   date: $(date -u +%F)   checks: $((SECONDS - start)) s"
   echo "gpu tests (rc $tests): $(tail -n 1 "$out/gpu_tests.log")"
+  echo "fused scans (rc $triton):"; cat "$out/triton_check.log"
   echo "benchmarks (rc $bench):"
-  grep -E '^(wave_rnn|lbc_ssm|generate|train_T1) ' "$out/benchmarks_cuda.log"
+  grep -E '^(wave_rnn|lbc_ssm|generate|train_T1|ops) ' "$out/benchmarks_cuda.log"
   echo "bf16 fit of copy/wave_rnn_keller, 300 steps (rc $fit):"
   grep -E 'test/(acc|loss)' "$out/fit_bf16.log" | head -2
 } | tee "$out/summary.txt"
-[ "$tests" -eq 0 ] && [ "$bench" -eq 0 ] && [ "$fit" -eq 0 ]
+[ "$tests" -eq 0 ] && [ "$triton" -eq 0 ] && [ "$bench" -eq 0 ] && [ "$fit" -eq 0 ]
