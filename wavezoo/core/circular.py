@@ -309,9 +309,11 @@ def scan_backend(x: torch.Tensor, backend: str | None = None) -> str:
     name = backend if backend is not None else os.environ.get("WAVEZOO_WAVE_SCAN", "auto")
     name = check_choice("wave scan backend", name, BACKENDS)
     if name == "auto":
+        if not x.is_cuda:
+            return "reference"
         from wavezoo.core import wave_scan_triton
 
-        return "triton" if x.is_cuda and wave_scan_triton.available() else "reference"
+        return "triton" if wave_scan_triton.available() else "reference"
     return name
 
 

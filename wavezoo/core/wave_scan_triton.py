@@ -19,7 +19,7 @@ runs back-propagation through time over the chunk (u^T (*) is the adjoint: trans
     dL/du_j   = sum_{t, i} g(t)[:, i] h(t-1)[:, (i + j - p) mod n]^T        (per program, summed outside)
     dL/dh(0)  = u^T (*) g(1)
 
-Kernels are built on first use, so ``TRITON_INTERPRET=1`` set before that first use runs them on the CPU (the tests).
+With ``TRITON_INTERPRET=1`` in the environment before triton is imported, the kernels run on the CPU (the tests).
 """
 
 from __future__ import annotations
