@@ -47,7 +47,8 @@ DOT_MODES = ("ieee", "tf32", "bf16")
 def launch_options() -> dict:
     """Per-launch settings, read at every call (so a benchmark can compare them): ``WAVEZOO_TRITON_WARPS`` (warps per
     program, default 4) and ``WAVEZOO_TRITON_DOT``, the operands of the per-step products: ``ieee`` (fp32, default),
-    ``tf32`` (tensor cores, ~1e-3 relative) or ``bf16`` (operands rounded to bf16); fp32 accumulation in all three.
+    ``tf32`` (tensor cores, ~1e-3 relative) or ``bf16`` (operands rounded to bf16; Triton's interpreter gets bf16
+    products wrong, so only a GPU checks it); fp32 accumulation in all three.
     ``num_stages=1``: no software pipelining, whose prefetch would read a state before the barrier that publishes
     it."""
     mode = os.environ.get("WAVEZOO_TRITON_DOT", "ieee")
@@ -55,7 +56,7 @@ def launch_options() -> dict:
         raise ValueError(f"WAVEZOO_TRITON_DOT={mode!r} is invalid: expected one of {', '.join(DOT_MODES)}")
     return {
         "OPERAND": tl.bfloat16 if mode == "bf16" else tl.float32,
-        "PRECISION": "tf32" if mode == "tf32" else "ieee",
+        "PRECISION": "ieee" if mode == "ieee" else "tf32",  # (for bf16 operands the precision is moot)
         "num_warps": int(os.environ.get("WAVEZOO_TRITON_WARPS", "4")),
         "num_stages": 1,
     }
