@@ -302,14 +302,15 @@ BACKENDS = ("auto", "reference", "triton")
 
 def scan_backend(x: torch.Tensor, backend: str | None = None) -> str:
     """The wave scan that runs for ``x``: ``backend`` if given, else the ``WAVEZOO_WAVE_SCAN`` environment variable,
-    else ``"auto"``: the fused Triton scan (:mod:`wavezoo.core.wave_scan_triton`) on CUDA when triton is installed,
+    else ``"auto"``: the fused Triton scan (:mod:`wavezoo.core.wave_scan_triton`) on CUDA when triton is installed
+    (float32, bfloat16 or float16 inputs; float64 stays on the reference),
     the reference :class:`WaveScan` otherwise (always on the CPU, unless forced, e.g. under ``TRITON_INTERPRET=1``)."""
     from wavezoo.errors import check_choice
 
     name = backend if backend is not None else os.environ.get("WAVEZOO_WAVE_SCAN", "auto")
     name = check_choice("wave scan backend", name, BACKENDS)
     if name == "auto":
-        if not x.is_cuda:
+        if not x.is_cuda or x.dtype == torch.float64:  # the Triton scan computes in fp32
             return "reference"
         from wavezoo.core import wave_scan_triton
 
