@@ -8,7 +8,7 @@
    (input, V, b, u, b_u, W, readout bias), relu (shift initialisation) and tanh (random u); then the other operand
    modes (tf32, bf16) and bf16 autocast against the same fp32 reference.
 2. Timing of one training step's forward + backward of the whole model (input GEMM, scan, readout GEMM) at batch 128,
-   length 784 by CUDA events (warm-up first, median of several): Triton fp32 (4 and 8 warps), Triton with tf32 and
+   length 784 by CUDA events (warm-up first, median of several): Triton fp32 (4, 8 and 16 warps), Triton with tf32 and
    bf16 operands, Triton under bf16 autocast, the reference path on CUDA, and torch.nn.RNN with 4,096 units (cuDNN);
    tokens/s at batch 128 and 2,048 (length 196 for both: 2,048 x 784 fp32 states do not fit with their gradients);
    then the ratios. Every row catches and prints its own exception.
@@ -179,6 +179,7 @@ def timing() -> None:
     print(f"== fwd+bwd of the whole wave_rnn 16x256 (k3, relu, I={INPUTS}, O={OUTPUTS}) at B{b} L{t}, median ms")
     wave_row("triton fp32 (ieee), 4 warps", b, t, "triton")
     wave_row("triton fp32 (ieee), 8 warps", b, t, "triton", warps="8")
+    wave_row("triton fp32 (ieee), 16 warps", b, t, "triton", warps="16")
     wave_row("triton tf32 operands, 4 warps", b, t, "triton", dot="tf32")
     wave_row("triton bf16 operands, 4 warps", b, t, "triton", dot="bf16")
     wave_row("triton bf16 autocast (ieee operands)", b, t, "triton", autocast=True)
