@@ -192,7 +192,8 @@ def _kernels() -> tuple:
         raise RuntimeError("the Triton wave scan needs the triton package (pip install triton)")
     interpret = os.environ.get("TRITON_INTERPRET", "0") == "1"
     if interpret not in _KERNELS:
-        _KERNELS[interpret] = (triton.jit(_forward_kernel), triton.jit(_backward_kernel))
+        fixed = {"do_not_specialize": ["T", "B"]}  # one compile for every length and batch size
+        _KERNELS[interpret] = (triton.jit(_forward_kernel, **fixed), triton.jit(_backward_kernel, **fixed))
     return _KERNELS[interpret]
 
 
