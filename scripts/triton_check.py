@@ -8,8 +8,9 @@
    (input, V, b, u, b_u, W, readout bias), relu (shift initialisation) and tanh (random u); then the other operand
    modes (tf32, bf16) and bf16 autocast against the same fp32 reference.
 2. Timing of one training step's forward + backward of the whole model (input GEMM, scan, readout GEMM) at batch 128,
-   length 784 by CUDA events (warm-up first, median of several): Triton fp32 (4, 8 and 16 warps), Triton with tf32 and
-   bf16 operands, Triton under bf16 autocast, the reference path on CUDA, and torch.nn.RNN with 4,096 units (cuDNN);
+   length 784 by CUDA events (warm-up first, median of several): Triton fp32 (warps forward,backward 4,8 (default),
+   8,8 and 4,16), Triton with tf32 and bf16 operands, Triton under bf16 autocast, the reference path on CUDA, and
+   torch.nn.RNN with 4,096 units (cuDNN);
    tokens/s at batch 128 and 2,048 (length 196 for both: 2,048 x 784 fp32 states do not fit with their gradients);
    then the ratios. Every row catches and prints its own exception.
 """
@@ -140,7 +141,7 @@ def row(label: str, fn, batch: int, length: int, repeats: int = 7) -> None:
             torch.cuda.empty_cache()
 
 
-def wave_row(label: str, batch: int, length: int, backend: str, dot: str = "ieee", warps: str = "4",
+def wave_row(label: str, batch: int, length: int, backend: str, dot: str = "ieee", warps: str = "4,8",
              autocast: bool = False, repeats: int = 7) -> None:  # fmt: skip
     env(WAVEZOO_WAVE_SCAN=backend, WAVEZOO_TRITON_DOT=dot, WAVEZOO_TRITON_WARPS=warps)
     try:
@@ -177,11 +178,11 @@ def cudnn_row(label: str, batch: int, length: int) -> None:
 def timing() -> None:
     b, t = size(128), size(784)
     print(f"== fwd+bwd of the whole wave_rnn 16x256 (k3, relu, I={INPUTS}, O={OUTPUTS}) at B{b} L{t}, median ms")
-    wave_row("triton fp32 (ieee), 4 warps", b, t, "triton")
-    wave_row("triton fp32 (ieee), 8 warps", b, t, "triton", warps="8")
-    wave_row("triton fp32 (ieee), 16 warps", b, t, "triton", warps="16")
-    wave_row("triton tf32 operands, 4 warps", b, t, "triton", dot="tf32")
-    wave_row("triton bf16 operands, 4 warps", b, t, "triton", dot="bf16")
+    wave_row("triton fp32 (ieee), 4,8 warps", b, t, "triton")
+    wave_row("triton fp32 (ieee), 8,8 warps", b, t, "triton", warps="8,8")
+    wave_row("triton fp32 (ieee), 4,16 warps", b, t, "triton", warps="4,16")
+    wave_row("triton tf32 operands, 4,8 warps", b, t, "triton", dot="tf32")
+    wave_row("triton bf16 operands, 4,8 warps", b, t, "triton", dot="bf16")
     wave_row("triton bf16 autocast (ieee operands)", b, t, "triton", autocast=True)
     wave_row("triton bf16 autocast + bf16 operands", b, t, "triton", dot="bf16", autocast=True)
     wave_row("reference WaveScan on CUDA (fp32)", b, t, "reference", repeats=3)
@@ -197,11 +198,11 @@ def ratios() -> None:
     print("== ratios (>1: the first is faster)")
     best = min((v, k) for k, v in RESULTS.items() if k.startswith("triton") and "L196" not in k) if RESULTS else None
     pairs = [
-        ("reference WaveScan on CUDA (fp32)", "triton fp32 (ieee), 4 warps"),
-        ("torch.nn.RNN 4096 units cuDNN (fp32)", "triton fp32 (ieee), 4 warps"),
-        ("triton fp32 (ieee), 4 warps", "triton bf16 autocast (ieee operands)"),
-        ("triton fp32 (ieee), 4 warps", "triton bf16 autocast + bf16 operands"),
-        ("triton fp32 (ieee), 4 warps", "triton tf32 operands, 4 warps"),
+        ("reference WaveScan on CUDA (fp32)", "triton fp32 (ieee), 4,8 warps"),
+        ("torch.nn.RNN 4096 units cuDNN (fp32)", "triton fp32 (ieee), 4,8 warps"),
+        ("triton fp32 (ieee), 4,8 warps", "triton bf16 autocast (ieee operands)"),
+        ("triton fp32 (ieee), 4,8 warps", "triton bf16 autocast + bf16 operands"),
+        ("triton fp32 (ieee), 4,8 warps", "triton tf32 operands, 4,8 warps"),
     ]
     for slow, fast in pairs:
         if slow in RESULTS and fast in RESULTS:

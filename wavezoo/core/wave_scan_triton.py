@@ -16,7 +16,7 @@ the backward. The backward walks the chunks from the last: it recomputes the chu
 runs back-propagation through time over the chunk (u^T (*) is the adjoint: transposed channels, reversed taps)::
 
     g(t)      = (dL/dh(t) + u^T (*) g(t+1)) * sigma'(h(t))                = dL/dz(t)
-    dL/du_j   = sum_{t, i} g(t)[:, i] h(t-1)[:, (i + j - p) mod n]^T        (per program, summed outside)
+    dL/du_j   = sum_{t, i} g(t)[:, i] h(t-1)[:, (i + j - p) mod n]^T        (g(t) H(t-1)^T per step and program)
     dL/dh(0)  = u^T (*) g(1)
 
 With ``TRITON_INTERPRET=1`` in the environment before triton is imported, the kernels run on the CPU (the tests).
@@ -44,20 +44,23 @@ DEFAULT_CHUNK = 64
 DOT_MODES = ("ieee", "tf32", "bf16")
 
 
-def launch_options() -> dict:
+def launch_options(backward: bool = False) -> dict:
     """Per-launch settings, read at every call (so a benchmark can compare them): ``WAVEZOO_TRITON_WARPS`` (warps per
-    program, default 4) and ``WAVEZOO_TRITON_DOT``, the operands of the per-step products: ``ieee`` (fp32, default),
-    ``tf32`` (tensor cores, ~1e-3 relative) or ``bf16`` (operands rounded to bf16; Triton's interpreter gets bf16
-    products wrong, so only a GPU checks it); fp32 accumulation in all three.
+    program, ``"F,B"`` for the forward and backward kernels or one number for both; default ``"4,8"``: ptxas fits the
+    forward in 148 registers at 4 warps and the backward, with two more products per step, in 255 at 8, where 4 warps
+    spill kilobytes per thread) and ``WAVEZOO_TRITON_DOT``, the operands of the per-step products: ``ieee`` (fp32,
+    default), ``tf32`` (tensor cores, ~1e-3 relative) or ``bf16`` (operands rounded to bf16; Triton's interpreter
+    gets bf16 products wrong, so only a GPU checks it); fp32 accumulation in all three.
     ``num_stages=1``: no software pipelining, whose prefetch would read a state before the barrier that publishes
     it."""
     mode = os.environ.get("WAVEZOO_TRITON_DOT", "ieee")
+    warps = os.environ.get("WAVEZOO_TRITON_WARPS", "4,8").split(",")
     if mode not in DOT_MODES:
         raise ValueError(f"WAVEZOO_TRITON_DOT={mode!r} is invalid: expected one of {', '.join(DOT_MODES)}")
     return {
         "OPERAND": tl.bfloat16 if mode == "bf16" else tl.float32,
         "PRECISION": "ieee" if mode == "ieee" else "tf32",  # (for bf16 operands the precision is moot)
-        "num_warps": int(os.environ.get("WAVEZOO_TRITON_WARPS", "4")),
+        "num_warps": int(warps[-1] if backward else warps[0]),
         "num_stages": 1,
     }
 
@@ -137,10 +140,6 @@ def _backward_kernel(
     u_mask = (a < C) & (qb < C) & (qj < K)
     U = tl.load(u + a * (C * K) + qb * K + qj, mask=u_mask, other=0.0).to(OPERAND)  # U[a, j CP + b] = u[a, b, j]
     UT = tl.load(u + qb * (C * K) + a * K + qj, mask=u_mask, other=0.0).to(OPERAND)  # UT[b, j CP + a] = u[a, b, j]
-    # HT[i, j CP + b] = h[b, (i + j - p) mod n]: the operand of dL/du
-    ii = tl.arange(0, NP)[:, None]
-    transposed_offs = qb * N + (ii + qj + (N - P % N)) % N
-    transposed_mask = (ii < N) & (qb < C) & (qj < K)
     states = rec + b * ((CHUNK + 1) * state)
     ring = scratch + b * (2 * state)
     du = tl.zeros((CP, KP * CP), dtype=tl.float32)
@@ -177,8 +176,8 @@ def _backward_kernel(
             tl.debug_barrier()
             shifted = tl.load(slot + adjoint_offs, mask=stack_mask, other=0.0)
             carry = tl.dot(UT, shifted.to(OPERAND), input_precision=PRECISION)
-            previous = tl.load(states + (s - t0) * state + transposed_offs, mask=transposed_mask, other=0.0)
-            du += tl.dot(g.to(OPERAND), previous.to(OPERAND), input_precision=PRECISION)
+            previous = tl.load(states + (s - t0) * state + stack_offs, mask=stack_mask, other=0.0)  # H(t-1)
+            du += tl.dot(g.to(OPERAND), tl.trans(previous.to(OPERAND)), input_precision=PRECISION)
     tl.store(grad_h0 + b * state + offs, carry.to(grad_h0.dtype.element_ty), mask=cells)
     tl.store(grad_u + b * (CP * KP * CP) + a * (KP * CP) + q, du)
 
@@ -224,7 +223,8 @@ class TritonWaveScan(torch.autograd.Function):
         forward[(batch,)](pre, kernel, h0, out, ckpt, scratch, steps, batch, **sizes, CHUNK=chunk, RELU=relu,
                           **options)  # fmt: skip
         ctx.save_for_backward(pre, kernel, ckpt)
-        ctx.relu, ctx.chunk, ctx.sizes, ctx.h0_dtype, ctx.options = relu, chunk, sizes, h0.dtype, options
+        ctx.relu, ctx.chunk, ctx.sizes, ctx.h0_dtype = relu, chunk, sizes, h0.dtype
+        ctx.backward_options = launch_options(backward=True)
         return out
 
     @staticmethod
@@ -242,7 +242,7 @@ class TritonWaveScan(torch.autograd.Function):
         grad_h0 = pre.new_empty((batch, c, n), dtype=ctx.h0_dtype)
         _, backward = _kernels()
         backward[(batch,)](pre, kernel, grad_out.contiguous(), grad_pre, ckpt, rec, scratch, grad_u, grad_h0,
-                           steps, batch, **sizes, CHUNK=chunk, RELU=ctx.relu, **ctx.options)  # fmt: skip
+                           steps, batch, **sizes, CHUNK=chunk, RELU=ctx.relu, **ctx.backward_options)  # fmt: skip
         k = kernel.shape[-1]
         grad_kernel = grad_u.sum(0).view(cp, kp, cp)[:c, :k, :c].permute(0, 2, 1).to(kernel.dtype)
         return grad_pre, grad_kernel, grad_h0, None, None
