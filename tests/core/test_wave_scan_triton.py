@@ -20,7 +20,7 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 interpreted_only = pytest.mark.skipif(not INTERPRETED, reason="runs in the TRITON_INTERPRET=1 subprocess")
 
 from wavezoo.core.circular import scan_backend, wave_scan  # noqa: E402
-from wavezoo.core.wave_scan_triton import triton_wave_scan  # noqa: E402
+from wavezoo.core.wave_scan_triton import launch_options, triton_wave_scan  # noqa: E402
 from wavezoo.errors import ConfigError  # noqa: E402
 from wavezoo.models.wave_rnn import WaveRNN  # noqa: E402
 
@@ -102,3 +102,18 @@ def test_the_backend_is_the_reference_on_the_cpu_unless_forced(monkeypatch):
     monkeypatch.setenv("WAVEZOO_WAVE_SCAN", "cuda")
     with pytest.raises(ConfigError, match="wave scan backend='cuda'"):
         scan_backend(x)
+
+
+def test_launch_options_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("WAVEZOO_TRITON_WARPS", raising=False)
+    monkeypatch.delenv("WAVEZOO_TRITON_DOT", raising=False)
+    assert (launch_options()["num_warps"], launch_options(backward=True)["num_warps"]) == (4, 8)
+    assert launch_options()["PRECISION"] == "ieee" and launch_options()["num_stages"] == 1
+    monkeypatch.setenv("WAVEZOO_TRITON_WARPS", "16")
+    monkeypatch.setenv("WAVEZOO_TRITON_DOT", "tf32")
+    assert launch_options(backward=True)["num_warps"] == 16 and launch_options()["PRECISION"] == "tf32"
+    for variable, value in (("WAVEZOO_TRITON_DOT", "fp8"), ("WAVEZOO_TRITON_WARPS", "3")):
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ConfigError, match=variable):
+            launch_options()
+        monkeypatch.delenv(variable)

@@ -30,6 +30,8 @@ import torch
 from torch.amp import custom_bwd, custom_fwd
 from torch.autograd.function import once_differentiable
 
+from wavezoo.errors import ConfigError
+
 try:  # triton is an optional dependency (torch's CUDA wheels bring it)
     import triton
     import triton.language as tl
@@ -56,7 +58,9 @@ def launch_options(backward: bool = False) -> dict:
     mode = os.environ.get("WAVEZOO_TRITON_DOT", "ieee")
     warps = os.environ.get("WAVEZOO_TRITON_WARPS", "4,8").split(",")
     if mode not in DOT_MODES:
-        raise ValueError(f"WAVEZOO_TRITON_DOT={mode!r} is invalid: expected one of {', '.join(DOT_MODES)}")
+        raise ConfigError(f"WAVEZOO_TRITON_DOT={mode!r} is invalid: expected one of {', '.join(DOT_MODES)}")
+    if not (1 <= len(warps) <= 2 and all(w in ("1", "2", "4", "8", "16", "32") for w in warps)):
+        raise ConfigError(f"WAVEZOO_TRITON_WARPS={','.join(warps)!r} is invalid: expected W or F,B (powers of 2)")
     return {
         "OPERAND": tl.bfloat16 if mode == "bf16" else tl.float32,
         "PRECISION": "ieee" if mode == "ieee" else "tf32",  # (for bf16 operands the precision is moot)
