@@ -29,6 +29,7 @@ SHAPES = [  # (T, c, B, n, k, I, O, chunk): chunks that divide T, that do not, a
     (9, 2, 2, 8, 3, 2, 3, 4),
     (7, 3, 2, 5, 5, 2, 2, 64),
     (6, 2, 2, 4, 1, 1, 2, 4),
+    (5, 16, 2, 256, 3, 1, 2, 2),  # the psMNIST state (16 x 256): no channel or cell padding
 ]
 
 
