@@ -175,6 +175,31 @@ def cudnn_row(label: str, batch: int, length: int) -> None:
     row(label, fn, batch, length)
 
 
+def kernel_rows(batch: int, length: int) -> None:
+    """The two Triton launches alone (no GEMMs): forward, and forward + backward, fp32 ieee."""
+    from wavezoo.core.wave_scan_triton import DEFAULT_CHUNK, TritonWaveScan
+
+    env(WAVEZOO_TRITON_DOT="ieee", WAVEZOO_TRITON_WARPS=None)
+    try:
+        n = HIDDEN // C
+        pre = torch.randn(length, batch, C, n, device=DEVICE).requires_grad_()
+        u = model().kernel.detach().clone().requires_grad_()
+        h0 = torch.zeros(batch, C, n, device=DEVICE)
+    except Exception:  # noqa: BLE001
+        print(f"  kernel rows FAILED (set-up)\n{traceback.format_exc()}", flush=True)
+        return
+
+    def forward():
+        with torch.no_grad():
+            TritonWaveScan.apply(pre, u, h0, "relu", DEFAULT_CHUNK)
+
+    def both():
+        TritonWaveScan.apply(pre, u, h0, "relu", DEFAULT_CHUNK).sum().backward()
+
+    row("scan kernel alone: forward", forward, batch, length)
+    row("scan kernels alone: forward + backward", both, batch, length)
+
+
 def timing() -> None:
     b, t = size(128), size(784)
     print(f"== fwd+bwd of the whole wave_rnn 16x256 (k3, relu, I={INPUTS}, O={OUTPUTS}) at B{b} L{t}, median ms")
@@ -185,6 +210,7 @@ def timing() -> None:
     wave_row("triton bf16 operands, 4,8 warps", b, t, "triton", dot="bf16")
     wave_row("triton bf16 autocast (ieee operands)", b, t, "triton", autocast=True)
     wave_row("triton bf16 autocast + bf16 operands", b, t, "triton", dot="bf16", autocast=True)
+    kernel_rows(b, t)
     wave_row("reference WaveScan on CUDA (fp32)", b, t, "reference", repeats=3)
     cudnn_row("torch.nn.RNN 4096 units cuDNN (fp32)", b, t)
     print("== tokens/s of the Triton scan by batch (length 196)")
