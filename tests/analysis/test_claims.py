@@ -30,8 +30,12 @@ def inputs_of(task):
     return VariableBindingDataModule(task).eval_set("test")[0][0][:16, :40]
 
 
-def test_analyze_on_the_published_t1_checkpoint_holds_c7_c8_in_the_task_free_basis(tmp_path):
+def test_analyze_on_the_published_t1_checkpoint_holds_c7_c8_in_the_task_free_basis(tmp_path, monkeypatch):
+    seen = []
+    real = claims_module.linearize
+    monkeypatch.setattr(claims_module, "linearize", lambda net: seen.append(id(net)) or real(net))
     analyze_checkpoint(CKPT, tmp_path / "out", json_path=tmp_path / "report.json", eval_batches=2)
+    assert len(seen) == len(set(seen)) == 7  # one pass: the network and its 6 control networks, once each
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["task"] == "T1" and report["large_eigenvalues"] == 64 and report["spectral_error"] < 0.01
     assert report["test_acc_h200"] > 0.99 and report["wave_basis_cells"] == 64

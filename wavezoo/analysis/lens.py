@@ -222,6 +222,28 @@ def report(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def verdict_table(rows: list[dict[str, Any]]) -> list[str]:
+    """A Markdown table of lens results (one row per task and claim): the figure, the tolerance checks, the best
+    control that fails the task, the controls that solve it, and the verdict."""
+    lines = [
+        "| task | claim | trained (acc) | tol 0.05 / 0.2 | best failing control | controls that solve it | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for claim, entry in row["claims"].items():
+            failing = {k: v for k, v in entry["controls"].items() if not v["solves_task"] and v["score"] == v["score"]}
+            pick = min if claim == "C6" else max
+            best = pick(failing, key=lambda k: failing[k]["score"]) if failing else None
+            best_text = f"{failing[best]['score']:.3f} ({best})" if best else "---"
+            solving = ", ".join(f"{k} {v['score']:.3f}" for k, v in entry["controls"].items() if v["solves_task"])
+            checks = " / ".join(f"{c['score']:.3f}" for c in entry.get("tolerance_checks", {}).values()) or "---"
+            lines.append(
+                f"| {row['task']} | {claim} | {entry['score']:.3f} ({row['accuracy']:.4f}) | {checks} | {best_text} | "
+                f"{solving or '---'} | {entry['verdict']} |"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     """``wavezoo analyze``: the wave lens on a checkpoint."""
     parser = argparse.ArgumentParser(prog="wavezoo analyze", description=__doc__.splitlines()[0])
