@@ -244,6 +244,31 @@ def verdict_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def controls_table(rows: list[dict[str, Any]], claims: tuple[str, ...] = ("C6", "C7", "C8", "C9")) -> list[str]:
+    """A Markdown table of every control's figure (and, in the header rows, task accuracy) beside the trained one."""
+    names = ["untrained_seed0", "untrained_seed1", "untrained_seed2", "gaussian", "scramble", "rotated"]
+    lines = ["| task | claim | trained | " + " | ".join(names) + " | mismatch (other tasks) | shuffled time |",
+             "|---" * (len(names) + 5) + "|"]  # fmt: skip
+
+    def cell(entry: dict[str, Any] | None) -> str:
+        return "---" if entry is None else f"{entry['score']:.3f}"
+
+    for row in rows:
+        mism = sorted(k for k in row["controls"] if k.startswith("mismatch_"))
+        accs = [f"{row['controls'][n]['accuracy']:.2f}" if n in row["controls"] else "---" for n in names]
+        lines.append(f"| {row['task']} | accuracy | {row['accuracy']:.4f} | " + " | ".join(accs) + " | "
+                     + " / ".join(f"{row['controls'][m]['accuracy']:.2f}" for m in mism) + " | --- |")  # fmt: skip
+        for claim in claims:
+            controls = row["claims"][claim]["controls"]
+            lines.append(
+                f"| {row['task']} | {claim} | {row['claims'][claim]['score']:.3f} | "
+                + " | ".join(cell(controls.get(n)) for n in names)
+                + " | " + (" / ".join(cell(controls[m]) for m in mism if m in controls) or "---")
+                + f" | {cell(controls.get('shuffled_time'))} |"
+            )  # fmt: skip
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     """``wavezoo analyze``: the wave lens on a checkpoint."""
     parser = argparse.ArgumentParser(prog="wavezoo analyze", description=__doc__.splitlines()[0])

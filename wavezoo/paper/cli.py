@@ -115,11 +115,12 @@ def run(args: argparse.Namespace) -> None:
                            "spectral_error_rad", "paper/spectral_error_rad", "paper/test_acc_h200"])  # fmt: skip
         _log(args.out, "spectra", rows, figures)
     elif args.command == "waves":
-        from wavezoo.analysis.lens import report, verdict_table
+        from wavezoo.analysis.lens import controls_table, report, verdict_table
 
         rows, figures = trained.waves(tasks, ckpts, eval_batches=2 if args.quick else 10)
         for row in rows:
             print("\n".join(report({"model": "elman", **row})))
+        print("\n".join(controls_table(rows)))
         print("\n".join(verdict_table(rows)))
         _log(args.out, "waves", rows, figures)
     elif args.command == "gradients":
