@@ -129,3 +129,18 @@ def test_task_free_compression_uses_the_network_alone():
     assert len(free_cells(power_iteration(w, w_r, 8), 8)) == 64
     assert free_cells(power_iteration(0.9 * torch.eye(128), w_r, 8), 8) == list(range(56, 64))  # newest column only
     assert len(free_cells(power_iteration(w, w_r, 8), 8, tolerance=0.999)) < 64
+
+
+def test_the_docs_show_the_committed_lens_records():
+    """docs/REPRODUCTION.md's two C6-C9 tables are what `wavezoo-paper waves` prints for docs/results/waves.json."""
+    from pathlib import Path
+
+    from wavezoo.analysis.lens import controls_table, verdict_table
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    rows = json.loads((docs / "results/waves.json").read_text())
+    text = (docs / "REPRODUCTION.md").read_text()
+    assert "\n".join(controls_table(rows)) in text and "\n".join(verdict_table(rows)) in text
+    verdicts = {(row["task"], claim): row["claims"][claim]["verdict"] for row in rows for claim in ("C7", "C8")}
+    assert verdicts[("T1", "C7")] == verdicts[("T1", "C8")] == "holds"
+    assert not any(v.startswith("fragile") for v in verdicts.values())  # T2-T4: the same at tolerance 0.05 and 0.2

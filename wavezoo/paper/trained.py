@@ -107,10 +107,13 @@ def waves(
         matrices[f"{task}: trained ({len(mine['cells'])} cells)"] = mine["weights"]
         matrices[f"{task}: untrained (seed 0)"] = base["weights"]
         matrices[f"{task}: exact TWM, same cells"] = ref.weights(m)
+        blocks, names = [mine["lattice_315"], base["lattice_315"]], "trained / untrained"
+        if "rotated" in views:  # the same linearisation, a tanh network that fails T2-T4
+            blocks.append(lens_pictures(views["rotated"])["lattice_315"])
+            names += f" / rotated (acc {views['rotated'].accuracy:.2f})"
         figures[f"hidden_state_315_{task}"] = lattice_figure(
-            torch.cat([mine["lattice_315"], base["lattice_315"]], dim=2), WAVE_FRAMES,
-            f"'315' in the wave basis, {task}: trained (top 8 rows) / untrained (bottom 8 rows)",
-        )  # fmt: skip
+            torch.cat(blocks, dim=2), WAVE_FRAMES, f"'315' in the wave basis, {task}, 8 rows each: {names}"
+        )
     return rows, {"w_hh_wave_basis": matrices_figure(matrices), **figures}
 
 
