@@ -46,6 +46,8 @@ def test_analyze_on_the_published_t1_checkpoint_holds_c7_c8_in_the_task_free_bas
         assert all(check["verdict"] == "holds" for check in entry["tolerance_checks"].values())
         assert report["claims"][f"{claim}_task_cells"]["basis"].startswith("TASK-DERIVED")
     assert report["claims"]["C7"]["score"] > 0.95 and report["claims"]["C8"]["score"] > 0.9
+    kept = report["own_dynamics_kept"]  # T1 keeps all 64 cells: compression loses none of its own dynamics
+    assert set(kept) == {"uncompressed", "0.05", "0.1", "0.2"} and kept["0.1"] == kept["uncompressed"] > 0.9
     names = {"untrained_seed0", "gaussian", "scramble", "rotated", "mismatch_T2", "mismatch_T3", "mismatch_T4"}
     assert names <= set(report["controls"]) and names <= set(report["claims"]["C7"]["controls"])
     for claim in CLAIMS:

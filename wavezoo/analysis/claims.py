@@ -111,6 +111,7 @@ class View:
     jacobian: dict[int, float] | None = None  # ||dh(t)/du(t-k)|| by lag k
     accuracy: float | None = None  # test sign accuracy on its task
     hidden_states: Callable[[torch.Tensor], torch.Tensor] | None = None
+    held_out: torch.Tensor | None = None  # [B, T, N] rollout on held-out random inputs (not the task's test set)
     _cells: dict[float, list[int]] = field(default_factory=dict, repr=False)
 
     def free_cells(self, tolerance: float = COMPRESSION_TOLERANCE) -> list[int]:
@@ -140,11 +141,34 @@ def look(
                 history, hidden_states=lin.hidden_states)  # fmt: skip
     if inputs is not None:
         view.hidden = hidden_trajectory(net, inputs)
+        view.held_out = hidden_trajectory(net, held_out_inputs(inputs.shape, history))
         if jacobian:
             view.jacobian = jacobian_by_lag(net, inputs[:, :history])
     if batches is not None:
         view.accuracy = sign_accuracy(net, batches)
     return view
+
+
+def held_out_inputs(shape: torch.Size, history: int, seed: int = RANDOM_SEED) -> torch.Tensor:
+    """``shape`` ``[B, T, d]``: random +-1 inputs for the first ``history`` steps, then zero input (the lens's input
+    protocol, from its own seed: no task quantity, not the task's test set)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(shape)
+    x[:, :history] = torch.randint(0, 2, (shape[0], min(history, shape[1]), shape[2]), generator=g).float() * 2 - 1
+    return x
+
+
+def own_dynamics(view: View, cells: list[int]) -> float:
+    """How much of the network's own next-step recurrent drive W_hh h(t) on held-out inputs the basis on ``cells``
+    keeps: 1 - ||W_hh (I - Psi Psi^+) h(t)||^2 / ||W_hh h(t) - mean||^2 over sequences and time (1 = all of it).
+    Uses the network alone: a check that a compression keeps the network's dynamics, not a task score."""
+    if view.held_out is None:
+        return float("nan")
+    basis = view.basis(cells)
+    h = view.held_out.reshape(-1, view.w_hh.shape[0])
+    drive = h @ view.w_hh.T
+    lost = (h - h @ basis.dual.T @ basis.psi.T) @ view.w_hh.T
+    return float(1 - lost.pow(2).sum() / (drive - drive.mean(0)).pow(2).sum().clamp_min(1e-300))
 
 
 # -- C6, C7, C8 from views ---------------------------------------------------------------------------------------------
@@ -442,6 +466,10 @@ def evaluate_views(
         "wave_basis_cells": len(basis.cells),
         "wave_basis_condition": basis.condition(),
         "compression_tolerance": COMPRESSION_TOLERANCE,
+        "own_dynamics_kept": {"uncompressed": own_dynamics(me, list(range(me.psi.shape[1])))}
+        | {
+            str(tol): own_dynamics(me, me.free_cells(tol)) for tol in sorted((COMPRESSION_TOLERANCE, *TOLERANCE_CHECKS))
+        },
         "task_cells": len(task_cell_list),
         "task_cells_condition": me.basis(task_cell_list).condition(),
         "controls": {n: {"accuracy": views[n].accuracy, "solves_task": _solves(views[n].accuracy)} for n in names}

@@ -209,6 +209,9 @@ def report(result: dict[str, Any]) -> list[str]:
         f"wave basis (task-free): power iteration from pinv(W_r), {result['wave_basis_cells']} cells, condition "
         f"number {result['wave_basis_condition']:.1f}"
     )
+    if "own_dynamics_kept" in result:
+        kept = ", ".join(f"{k} {v:.3f}" for k, v in result["own_dynamics_kept"].items())
+        lines.append(f"share of the network's own next-step drive on held-out inputs kept by the basis: {kept}")
     if "claims" in result:
         lines.append(f"task {result['task']}; task-derived basis: {result['task_cells']} cells")
         for claim, entry in result["claims"].items():
