@@ -146,3 +146,10 @@ def test_the_docs_show_the_committed_lens_records():
     verdicts = {(row["task"], claim): row["claims"][claim]["verdict"] for row in rows for claim in ("C7", "C8")}
     assert verdicts[("T1", "C7")] == verdicts[("T1", "C8")] == "holds"
     assert not any(v.startswith("fragile") for v in verdicts.values())  # T2-T4: the same at tolerance 0.05 and 0.2
+
+
+def test_analyze_names_a_bad_eval_batches_value_in_one_line(capsys):
+    from conftest import one_line_error
+
+    err = one_line_error(["analyze", "--ckpt", CKPT, "--eval_batches", "0"], capsys)
+    assert "--eval_batches 0: expected 1..10 (the test set's batches)" in err
