@@ -474,6 +474,8 @@ def evaluate_views(
         "task_cells_condition": me.basis(task_cell_list).condition(),
         "controls": {n: {"accuracy": views[n].accuracy, "solves_task": _solves(views[n].accuracy)} for n in names}
         | {f"mismatch_{t}": {"accuracy": mismatch_acc[t], "solves_task": _solves(mismatch_acc[t])} for t in others},
+        # weight surgery exists for one-layer Elman cells only: without it C6 has no spectrum-matched control
+        "controls_unavailable": [n for n in ("gaussian", "scramble", "rotated") if n not in views],
         "claims": claims,
         "jacobian_by_lag": {n: views[n].jacobian for n in views},
     }

@@ -214,6 +214,8 @@ def report(result: dict[str, Any]) -> list[str]:
         lines.append(f"share of the network's own next-step drive on held-out inputs kept by the basis: {kept}")
     if "claims" in result:
         lines.append(f"task {result['task']}; task-derived basis: {result['task_cells']} cells")
+        if result.get("controls_unavailable"):
+            lines.append(f"controls not available for this family: {', '.join(result['controls_unavailable'])}")
         for claim, entry in result["claims"].items():
             controls = ", ".join(_control(k, v) for k, v in entry["controls"].items())
             checks = entry.get("tolerance_checks", {})
