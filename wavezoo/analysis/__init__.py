@@ -5,8 +5,10 @@ from wavezoo.analysis.basis import (
     boundary_blocks,
     compress,
     compressed_cells,
+    free_cells,
     power_iteration,
     task_cells,
+    task_free_basis,
     task_informed_basis,
     wave_basis,
 )
@@ -15,10 +17,13 @@ from wavezoo.analysis.claims import (
     activity_score,
     decay_factor,
     evaluate_claims,
+    evaluate_views,
     jacobian_by_lag,
+    look,
     loop_closure_score,
     task_window,
 )
+from wavezoo.analysis.controls import rotate, scramble
 from wavezoo.analysis.linearize import LENS_FAMILIES, LinearRecurrence, linearize
 from wavezoo.analysis.spectra import count_above, eigenvalues, spectral_error, task_operator
 
@@ -35,12 +40,18 @@ __all__ = [
     "decay_factor",
     "eigenvalues",
     "evaluate_claims",
+    "evaluate_views",
+    "free_cells",
     "jacobian_by_lag",
     "linearize",
+    "look",
     "loop_closure_score",
     "power_iteration",
+    "rotate",
+    "scramble",
     "spectral_error",
     "task_cells",
+    "task_free_basis",
     "task_informed_basis",
     "task_operator",
     "task_window",

@@ -16,10 +16,17 @@ compression the oldest kept cell of each wave) close the loop: they are W_hh^s-t
 and hold the boundary row the network computes. :meth:`WaveBasis.loop_columns` names them; every score of
 :mod:`wavezoo.analysis.claims` uses those columns only.
 
-Compressed basis ("NNs learn a compressed basis", sec. 4.4 step 3): :func:`compress` drops, one at a time (oldest
-cell first), every column of Psi whose removal keeps the number of eigenvalues of Psi_c^+ W Psi_c with
+Task-free compression (:func:`free_cells`, what every claim uses first): a column of Psi that the columns
+already kept (newest lattice column first, the readout's own) reproduce to within a relative residual
+``tolerance`` adds no new direction to the network's memory and is dropped. The rule and its tolerance
+(:data:`COMPRESSION_TOLERANCE`, fixed in advance; the claims re-run it at half and at double) use W_hh and W_r only:
+the task's M enters only when the kept basis is compared with the exact TWM seen through the SAME cells.
+
+Task-derived compression ("NNs learn a compressed basis", sec. 4.4 step 3): :func:`compress` drops, one at a time
+(oldest cell first), every column of Psi whose removal keeps the number of eigenvalues of Psi_c^+ W Psi_c with
 |lambda| > 0.8 at the target (the theoretical count: 64 for T1, 36 for T2-T4). Run on the exact TWM of a task it
-gives the task's kept cells (:func:`task_cells`), which the lens then applies to the network under test.
+gives the task's kept cells (:func:`task_cells`), which the lens then applies to the network under test. That
+puts task knowledge inside the measurement: it is reported beside the task-free figure, labelled as such.
 
 The earlier "boundary-corrected" iteration Psi_k = W_hh Psi_{k+1} - Psi_s Phi_{k+1} subtracts the task's own boundary
 blocks, which makes s-1 of the s block columns equal to M's pattern for any W_hh. It is kept only as
@@ -82,9 +89,47 @@ def power_iteration(w_hh: torch.Tensor, w_r: torch.Tensor, history: int) -> torc
     return torch.cat(blocks, dim=1)
 
 
-def wave_basis(w_hh: torch.Tensor, w_r: torch.Tensor, history: int, cells: list[int] | None = None) -> WaveBasis:
-    """The paper's wave basis (plain power iteration from pinv(W_r)); ``cells`` keeps a compressed subset."""
+#: Relative residual below which a power-iteration column counts as already spanned (task-free compression).
+COMPRESSION_TOLERANCE = 0.1
+#: The tolerances a task-free verdict is re-run at: halved and doubled (a verdict that changes is "fragile").
+TOLERANCE_CHECKS = (0.05, 0.2)
+
+
+def free_cells(psi: torch.Tensor, dim: int, tolerance: float = COMPRESSION_TOLERANCE) -> list[int]:
+    """Task-free compression of Psi (N x sd): visit the cells newest lattice column first (the readout's
+    pinv(W_r), then one power-iteration step older, ...) and keep a cell when its column's residual after projection
+    on the kept ones, relative to its norm, exceeds ``tolerance`` (Gram-Schmidt with a threshold). No task quantity."""
+    psi = psi.detach().double()
+    order = [c for k in range(psi.shape[1] // dim - 1, -1, -1) for c in range(k * dim, (k + 1) * dim)]
+    kept: list[int] = []
+    q = psi.new_zeros(psi.shape[0], 0)
+    for cell in order:
+        column = psi[:, cell]
+        residual = column - q @ (q.T @ column)
+        if residual.norm() > tolerance * column.norm().clamp_min(1e-300):
+            kept.append(cell)
+            q = torch.cat([q, (residual / residual.norm())[:, None]], dim=1)
+    return sorted(kept)
+
+
+def task_free_basis(
+    w_hh: torch.Tensor, w_r: torch.Tensor, history: int, tolerance: float = COMPRESSION_TOLERANCE
+) -> WaveBasis:
+    """The paper's power-iteration basis compressed by :func:`free_cells` (built from the network alone)."""
     psi = power_iteration(w_hh, w_r, history)
+    return wave_basis(w_hh, w_r, history, free_cells(psi, w_r.shape[0], tolerance), psi=psi)
+
+
+def wave_basis(
+    w_hh: torch.Tensor,
+    w_r: torch.Tensor,
+    history: int,
+    cells: list[int] | None = None,
+    psi: torch.Tensor | None = None,
+) -> WaveBasis:
+    """The paper's wave basis (plain power iteration from pinv(W_r)); ``cells`` keeps a compressed subset; ``psi``
+    is the power iteration when it was computed already."""
+    psi = power_iteration(w_hh, w_r, history) if psi is None else psi
     cells = list(range(psi.shape[1])) if cells is None else list(cells)
     psi = psi[:, cells]
     return WaveBasis(psi, torch.linalg.pinv(psi), history, w_r.shape[0], cells)

@@ -61,7 +61,7 @@ def lattice_figure(lattice: torch.Tensor, times: list[int], title: str = ""):
         ax.imshow((frame - frame.mean()) / (frame.std() + 1e-9), cmap="gray")
         ax.set_title(f"t={t}", fontsize=8)
         ax.axis("off")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=9, y=1.04)
     return fig
 
 

@@ -3,8 +3,10 @@
 * ``theorem``   C1-C4 on exact constructions (Theorem 3.1, LBC algebra, SBC = attention-only transformer).
 * ``table1``    C5/C6: the Elman RNN on T1..T4 x hidden x L2 x seeds with the paper's protocol (resumable sweep).
 * ``spectra``   C6: eigenvalues of the trained W_hh against the TWM operator of each task.
-* ``waves``     C6-C9 with controls (untrained seeds, random W_hh of the same spectral radius, task mismatch) and a
-                verdict per claim; W_hh in the paper's wave basis and the "315" bitmap beside an untrained network.
+* ``waves``     C6-C9 with controls that break function (untrained seeds, Gaussian W_hh of the same spectral radius,
+                scramble Q W_hh Q^T, rotated Q on all three maps, task mismatch), each with its task accuracy, and a
+                verdict per claim; C7/C8 in the task-free wave basis (the task-derived variant beside it); W_hh in
+                that basis and the "315" bitmap beside an untrained network.
 * ``gradients`` C9: ||dh(t)/du(t-k)|| by lag at initialisation and after training, for every family.
 * ``analyze``   the wave lens on any checkpoint (same as ``wavezoo analyze``).
 
@@ -113,11 +115,13 @@ def run(args: argparse.Namespace) -> None:
                            "spectral_error_rad", "paper/spectral_error_rad", "paper/test_acc_h200"])  # fmt: skip
         _log(args.out, "spectra", rows, figures)
     elif args.command == "waves":
-        from wavezoo.analysis.lens import report
+        from wavezoo.analysis.lens import controls_table, report, verdict_table
 
-        rows, figures = trained.waves(tasks, ckpts)
+        rows, figures = trained.waves(tasks, ckpts, eval_batches=2 if args.quick else 10)
         for row in rows:
             print("\n".join(report({"model": "elman", **row})))
+        print("\n".join(controls_table(rows)))
+        print("\n".join(verdict_table(rows)))
         _log(args.out, "waves", rows, figures)
     elif args.command == "gradients":
         models = trained.JACOBIAN_MODELS[:1] + trained.JACOBIAN_MODELS[4:7] if args.quick else None

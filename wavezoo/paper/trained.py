@@ -19,7 +19,7 @@ from wavezoo.analysis import (
     spectral_error,
     task_operator,
 )
-from wavezoo.analysis.claims import evaluate_claims, reference_lens
+from wavezoo.analysis.claims import EVAL_BATCHES, evaluate_views, reference_lens
 from wavezoo.analysis.lens import THEORY_COUNT, WAVE_FRAMES, lens_pictures
 from wavezoo.analysis.plots import curves_figure, lattice_figure, matrices_figure, spectra_figure
 from wavezoo.core.accuracy import sign_accuracy
@@ -55,7 +55,7 @@ def trained_elman(task: str, ckpts: dict[str, str] | None = None) -> torch.nn.Mo
 
 def fresh_copy(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """The same architecture at initialisation (seeded), from the model's ``wavezoo_config``."""
-    from wavezoo.analysis.claims import fresh_copy as fresh
+    from wavezoo.analysis.controls import fresh_copy as fresh
 
     return fresh(net, seed)
 
@@ -87,27 +87,33 @@ def spectra(tasks: list[str], ckpts: dict[str, str] | None = None) -> tuple[list
     return rows, {"spectra": spectra_figure(panels)}
 
 
-def waves(tasks: list[str], ckpts: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], dict]:
-    """C6-C9 with controls on the paper's Elman RNNs (:func:`wavezoo.analysis.claims.evaluate_claims`), and the
-    figures a reader checks by eye (Psi^+ W_hh Psi, the "315" bitmap) beside the same picture for an untrained
-    network and, for the matrix, the exact TWM through the same lens."""
+def waves(
+    tasks: list[str], ckpts: dict[str, str] | None = None, eval_batches: int = EVAL_BATCHES
+) -> tuple[list[dict[str, Any]], dict]:
+    """C6-C9 with controls on the paper's Elman RNNs (:func:`wavezoo.analysis.claims.evaluate_views`: every
+    network linearised once), and the figures a reader checks by eye (Psi^+ W_hh Psi in the task-free basis, the
+    "315" bitmap) beside the same picture for the untrained control and, for the matrix, the exact TWM through the
+    same cells. Every network's accuracy is measured on the first ``eval_batches`` test batches."""
     from wavezoo.data import VariableBindingDataModule
 
     rows, matrices, figures = [], {}, {}
     for task in tasks:
         net = trained_elman(task, ckpts)
         inputs = VariableBindingDataModule(task).eval_set("test")[0][0][:32, :40]
-        result = evaluate_claims(net, task, inputs)
+        result, views = evaluate_views(net, task, inputs, eval_batches=eval_batches)
         rows.append({k: v for k, v in result.items() if k != "jacobian_by_lag"})
-        ref, m = reference_lens(task)
-        mine, base = lens_pictures(net, task), lens_pictures(fresh_copy(net), task)
-        matrices[f"{task}: trained"] = mine["weights"]
+        mine, base = lens_pictures(views["trained"]), lens_pictures(views["untrained_seed0"])
+        ref, m = reference_lens(task, cells=mine["cells"])
+        matrices[f"{task}: trained ({len(mine['cells'])} cells)"] = mine["weights"]
         matrices[f"{task}: untrained (seed 0)"] = base["weights"]
-        matrices[f"{task}: exact TWM, same lens"] = ref.weights(m)
+        matrices[f"{task}: exact TWM, same cells"] = ref.weights(m)
+        blocks, names = [mine["lattice_315"], base["lattice_315"]], "trained / untrained"
+        if "rotated" in views:  # the same linearisation, a tanh network that fails T2-T4
+            blocks.append(lens_pictures(views["rotated"])["lattice_315"])
+            names += f" / rotated (acc {views['rotated'].accuracy:.2f})"
         figures[f"hidden_state_315_{task}"] = lattice_figure(
-            torch.cat([mine["lattice_315"], base["lattice_315"]], dim=2), WAVE_FRAMES,
-            f"'315' in the wave basis, {task}: trained (top 8 rows) / untrained (bottom 8 rows)",
-        )  # fmt: skip
+            torch.cat(blocks, dim=2), WAVE_FRAMES, f"'315' in the wave basis, {task}, 8 rows each: {names}"
+        )
     return rows, {"w_hh_wave_basis": matrices_figure(matrices), **figures}
 
 
