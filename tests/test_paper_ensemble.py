@@ -55,6 +55,23 @@ def test_a_member_of_an_ensemble_trains_as_it_would_alone():
         assert torch.allclose(together[:, k], alone, rtol=1e-5, atol=0), (together[:, k] - alone).abs().max()
 
 
+def test_zero_padded_hidden_units_change_nothing_and_workers_draw_the_same_batches():
+    """A N=8 member padded to N=16 beside a N=16 member trains as it does alone (losses and final record), also
+    when worker processes draw the batches."""
+    small, large = Member("T2", 8, 0.001, 5, threshold=0.52), Member("T4", 16, 0.0, 6, threshold=0.52)
+    alone_losses: list[torch.Tensor] = []
+    (alone,) = train_ensemble([small], 40, losses=alone_losses, steps_per_epoch=20, snapshot_every=20)
+    padded_losses: list[torch.Tensor] = []
+    padded, _ = train_ensemble(
+        [small, large], 40, losses=padded_losses, steps_per_epoch=20, snapshot_every=20, pad_hidden=True, workers=1
+    )
+    ours, theirs = torch.stack(padded_losses)[:, 0].double(), torch.cat(alone_losses).double()
+    assert torch.allclose(ours, theirs, rtol=1e-5, atol=0)
+    for ours, theirs in zip([padded, *padded["snapshots"]], [alone, *alone["snapshots"]], strict=True):
+        for key in ("test_acc_h200", "val_acc_h200", "spectral_error_rad", "eig_count_above_0.8"):
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-5), key
+
+
 @pytest.mark.slow
 def test_an_ensemble_writes_the_record_of_the_lone_run():
     """The whole JSON record (snapshots, best checkpoint, figures) of a member equals its lone ``train_elman`` run."""

@@ -114,12 +114,15 @@ def run(args: argparse.Namespace) -> None:
             raise WavezooError(f"--steps {args.steps}: expected a positive number of training steps")
         if args.max_members is not None and args.max_members < 1:
             raise WavezooError(f"--max-members {args.max_members}: expected a positive number of runs per ensemble")
+        if args.workers < 0:
+            raise WavezooError(f"--workers {args.workers}: expected a number of processes >= 0")
         if args.device != "cpu" and not args.ensemble:
             raise WavezooError(f"--device {args.device}: only with --ensemble (single runs train on the CPU)")
         rows = table1(
             _values(args.tasks, str, "--tasks", choices=TASKS), _values(args.hidden, int, "--hidden", lowest=1),
             _values(args.l2, float, "--l2", lowest=0), _values(args.seeds, int, "--seeds", lowest=0), args.steps,
             args.out, ensemble=args.ensemble, device=_device(args.device), max_members=args.max_members,
+            pad_hidden=args.pad_hidden, workers=args.workers,
         )  # fmt: skip
         _log(args.out, "table1", rows, {})
     elif args.command == "spectra":
@@ -178,6 +181,10 @@ def parser() -> argparse.ArgumentParser:
             )
             command.add_argument("--device", default="cpu", help="with --ensemble: cpu or cuda")
             command.add_argument("--max-members", type=int, default=None, help="with --ensemble: runs per ensemble")
+            command.add_argument(
+                "--pad-hidden", action="store_true", help="with --ensemble: one ensemble for all sizes (zero-padded)"
+            )
+            command.add_argument("--workers", type=int, default=0, help="with --ensemble: processes drawing batches")
             command.add_argument(
                 "--summary", action="store_true", help="train nothing: the runs of --seeds in --out as a Markdown table"
             )

@@ -130,6 +130,8 @@ def table1(
     ensemble: bool = False,
     device: str = "cpu",
     max_members: int | None = None,
+    pad_hidden: bool = False,
+    workers: int = 0,
 ) -> list[dict]:
     """Run (or reuse) every run of the sweep, then summarise; returns the summary rows.
 
@@ -138,8 +140,10 @@ def table1(
     process, so a killed sweep resumes where it stopped (the interrupted run is started again, never skipped).
 
     ``ensemble``: the runs not done yet are trained as batched ensembles on ``device``, one per hidden size (of at
-    most ``max_members`` runs each); an ensemble's state is checkpointed in ``out/table1/.ensemble/`` every 500
-    steps and a killed ensemble resumes from there (when restarted with the same runs still to do).
+    most ``max_members`` runs each; with ``pad_hidden`` one for all sizes, the smaller ones zero-padded, which is
+    exact and pays on a GPU); ``workers`` processes draw the batches ahead. An ensemble's state is checkpointed in
+    ``out/table1/.ensemble/`` every 500 steps and a killed ensemble resumes from there (when restarted with the same
+    runs still to do).
     """
     folder = out / "table1"
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,7 +151,7 @@ def table1(
         from wavezoo.paper.ensemble import Member
 
         members = [Member(t, n, l2, seed) for t in tasks for n in hiddens for l2 in l2s for seed in seeds]
-        train_ensembles(members, steps, folder, device, max_members)
+        train_ensembles(members, steps, folder, device, max_members, pad_hidden, workers)
         return summarize_table1(folder)
     for task in tasks:
         for hidden in hiddens:
@@ -186,9 +190,18 @@ def _write_run(path: Path, result: dict) -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "snapshots"}), flush=True)
 
 
-def train_ensembles(members, steps: int, folder: Path, device: str = "cpu", max_members: int | None = None) -> None:
+def train_ensembles(
+    members,
+    steps: int,
+    folder: Path,
+    device: str = "cpu",
+    max_members: int | None = None,
+    pad_hidden: bool = False,
+    workers: int = 0,
+) -> None:
     """Train the ``members`` (:class:`wavezoo.paper.ensemble.Member`) without a JSON in ``folder`` as ensembles of
-    one hidden size each, holding every member's run lock meanwhile; writes one JSON per member."""
+    one hidden size each (one in all with ``pad_hidden``), holding every member's run lock meanwhile; writes one JSON
+    per member."""
     from wavezoo.paper.ensemble import ensemble_id, train_ensemble
 
     with ExitStack() as locks:
@@ -199,7 +212,7 @@ def train_ensembles(members, steps: int, folder: Path, device: str = "cpu", max_
                 todo.append(member)
         groups: dict[int, list] = {}
         for member in todo:
-            groups.setdefault(member.hidden, []).append(member)
+            groups.setdefault(0 if pad_hidden else member.hidden, []).append(member)
         size = max_members or len(todo) or 1
         state = folder / ".ensemble"
         state.mkdir(exist_ok=True)
@@ -207,7 +220,7 @@ def train_ensembles(members, steps: int, folder: Path, device: str = "cpu", max_
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
                 checkpoint = state / f"{ensemble_id(chunk, steps)}.pt"
-                records = train_ensemble(chunk, steps, checkpoint, device=device)
+                records = train_ensemble(chunk, steps, checkpoint, device, pad_hidden=pad_hidden, workers=workers)
                 for member, record in zip(chunk, records, strict=True):
                     _write_run(folder / f"{member.name}.json", record)
                 checkpoint.unlink(missing_ok=True)
