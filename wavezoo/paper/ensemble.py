@@ -173,6 +173,7 @@ class _Data:
                 phi = module.phi.detach().to(torch.float64).contiguous()
                 rows[module.task] = _rollout_rows(phi.numpy().tobytes(), tuple(phi.shape), longest)
         self.rows = torch.stack([rows[m.task] for m in self.modules]).to(device)  # [K, H, d, s*d] float64
+        self._ends: dict[tuple, torch.Tensor] = {}
 
     def windows(self, step: int) -> torch.Tensor:
         """``[K, B, s, d]`` int8 sign bits (1 for +1): every member's initial windows of training batch ``step``.
@@ -204,7 +205,10 @@ class _Data:
         future = torch.einsum("khdj,kbj->kbhd", self.rows[:, :longest], flat).to(window.dtype)
         inputs = torch.cat([window, torch.zeros_like(future)], dim=2)
         targets = torch.cat([torch.zeros_like(window), future], dim=2)
-        ends = torch.tensor(horizons, pin_memory=self.device.type == "cuda").to(self.device, non_blocking=True)
+        key = tuple(horizons)
+        if key not in self._ends:  # a new curriculum state: one small copy to the device
+            self._ends = {key: torch.tensor(horizons, device=self.device)}
+        ends = self._ends[key]
         t = torch.arange(self.history + longest, device=self.device)
         mask = (t >= self.history) & (t < self.history + ends[:, None])
         return inputs, targets, mask
