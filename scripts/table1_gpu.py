@@ -45,7 +45,9 @@ def run_phase(name: str, cells, seeds, args, folder: Path) -> float | None:
         return None
     print(f"{name}: {len(todo)} runs x {args.steps} steps as one ensemble on {args.device}", flush=True)
     start = time.perf_counter()
-    train_ensembles(todo, args.steps, folder, args.device, pad_hidden=True, workers=args.workers)
+    train_ensembles(
+        todo, args.steps, folder, args.device, pad_hidden=True, workers=args.workers, log_every=args.log_every
+    )
     seconds = time.perf_counter() - start
     print(
         f"{name}: {seconds:.1f} s, {args.steps / seconds:.1f} ensemble steps/s, "
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--log-every", type=int, default=1000, help="steps between progress lines")
     parser.add_argument("--hidden-scale", type=int, default=1, help="divide every hidden size (CPU tests)")
     args = parser.parse_args()
 

@@ -117,8 +117,9 @@ class ElmanEnsemble(nn.Module):
         w_hh_t = self.w_hh.transpose(1, 2)
         h = x.new_zeros(drive.shape[1:])
         states = []
-        for t in range(drive.shape[0]):
-            h = torch.tanh(torch.baddbmm(drive[t], h, w_hh_t))
+        # unbind, not drive[t]: the backward of T selects would write T full-size gradients of ``drive``
+        for drive_t in drive.unbind(0):
+            h = torch.tanh(torch.baddbmm(drive_t, h, w_hh_t))
             states.append(h)
         return torch.einsum("tkbn,kdn->kbtd", torch.stack(states), self.w_r)
 
@@ -285,6 +286,7 @@ def train_ensemble(
     check_every: int | None = None,
     pad_hidden: bool = False,
     workers: int = 0,
+    log_every: int | None = None,
     stop_after: int | None = None,
     losses: list | None = None,
 ) -> list[dict] | None:
@@ -294,6 +296,7 @@ def train_ensemble(
     ``check_every``: steps between curriculum decisions (``None``: 1 on the CPU, 25 on an accelerator).
     ``pad_hidden``: members of smaller hidden sizes join with zero-padded units (exact; costs their compute).
     ``workers``: processes that draw the training batches ahead (0: this process).
+    ``log_every``: print the step, the pace (ensemble steps/s) and the members' horizons every that many steps.
     ``stop_after``: stop (returning ``None``) once that many steps are done, as a killed run would (for tests).
     ``losses``: if a list, each step's per-member training losses ``[K]`` are appended to it (for tests).
     """
@@ -333,6 +336,7 @@ def train_ensemble(
     last_stage = len(data.horizons) - 1
     val, test = data.eval_set("val"), data.eval_set("test")
     started = time.perf_counter() - state["seconds"]
+    resumed_at = time.perf_counter()
     every_snapshot = min(snapshot_every, steps)
     windows = data.stream(state["step"], steps, workers)
     for step in range(state["step"], steps):
@@ -376,6 +380,10 @@ def train_ensemble(
             saved = {"members": [asdict(m) for m in members], "steps": steps, "window_best": window_best}
             saved |= {"params": [p.detach() for p in params], "optimizer": optimizer.state_dict()}
             _save_atomic({**state, **saved}, checkpoint)
+        if log_every and done % log_every == 0:
+            pace = (done - state["step"]) / (time.perf_counter() - resumed_at)
+            longest = max(data.horizons[i] for i in stage.tolist())
+            print(f"ensemble of {k}: step {done}/{steps}, {pace:.1f} steps/s, longest horizon {longest}", flush=True)
         if stop_after is not None and stop_after <= done < steps:
             return None
     seconds = time.perf_counter() - started

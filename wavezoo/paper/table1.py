@@ -198,6 +198,7 @@ def train_ensembles(
     max_members: int | None = None,
     pad_hidden: bool = False,
     workers: int = 0,
+    log_every: int | None = None,
 ) -> None:
     """Train the ``members`` (:class:`wavezoo.paper.ensemble.Member`) without a JSON in ``folder`` as ensembles of
     one hidden size each (one in all with ``pad_hidden``), holding every member's run lock meanwhile; writes one JSON
@@ -220,7 +221,9 @@ def train_ensembles(
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
                 checkpoint = state / f"{ensemble_id(chunk, steps)}.pt"
-                records = train_ensemble(chunk, steps, checkpoint, device, pad_hidden=pad_hidden, workers=workers)
+                records = train_ensemble(
+                    chunk, steps, checkpoint, device, pad_hidden=pad_hidden, workers=workers, log_every=log_every
+                )
                 for member, record in zip(chunk, records, strict=True):
                     _write_run(folder / f"{member.name}.json", record)
                 checkpoint.unlink(missing_ok=True)
