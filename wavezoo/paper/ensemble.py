@@ -336,7 +336,7 @@ def train_ensemble(
     last_stage = len(data.horizons) - 1
     val, test = data.eval_set("val"), data.eval_set("test")
     started = time.perf_counter() - state["seconds"]
-    resumed_at = time.perf_counter()
+    resumed_at, first_step = time.perf_counter(), state["step"]
     every_snapshot = min(snapshot_every, steps)
     windows = data.stream(state["step"], steps, workers)
     for step in range(state["step"], steps):
@@ -381,7 +381,7 @@ def train_ensemble(
             saved |= {"params": [p.detach() for p in params], "optimizer": optimizer.state_dict()}
             _save_atomic({**state, **saved}, checkpoint)
         if log_every and done % log_every == 0:
-            pace = (done - state["step"]) / (time.perf_counter() - resumed_at)
+            pace = (done - first_step) / (time.perf_counter() - resumed_at)
             longest = max(data.horizons[i] for i in stage.tolist())
             print(f"ensemble of {k}: step {done}/{steps}, {pace:.1f} steps/s, longest horizon {longest}", flush=True)
         if stop_after is not None and stop_after <= done < steps:
