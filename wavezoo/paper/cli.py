@@ -79,6 +79,17 @@ def _values(text: str, kind: type, option: str, lowest: float | None = None, cho
     return values
 
 
+def _device(name: str) -> str:
+    """``--device``: ``cpu`` or ``cuda`` (``cuda:I``), the latter only where torch sees a GPU."""
+    import torch
+
+    if name != "cpu" and not name.startswith("cuda"):
+        raise WavezooError(f"--device {name!r}: expected cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise WavezooError(f"--device {name!r}: torch sees no CUDA device here; use --device cpu")
+    return name
+
+
 def run(args: argparse.Namespace) -> None:
     from wavezoo.paper import trained
     from wavezoo.paper.table1 import table1
@@ -103,10 +114,17 @@ def run(args: argparse.Namespace) -> None:
             args.tasks, args.hidden, args.l2, args.seeds, args.steps = "T2", "128", "0,0.1", "0", 3000
         if args.steps < 1:
             raise WavezooError(f"--steps {args.steps}: expected a positive number of training steps")
+        if args.max_members is not None and args.max_members < 1:
+            raise WavezooError(f"--max-members {args.max_members}: expected a positive number of runs per ensemble")
+        if args.workers < 0:
+            raise WavezooError(f"--workers {args.workers}: expected a number of processes >= 0")
+        if args.device != "cpu" and not args.ensemble:
+            raise WavezooError(f"--device {args.device}: only with --ensemble (single runs train on the CPU)")
         rows = table1(
             _values(args.tasks, str, "--tasks", choices=TASKS), _values(args.hidden, int, "--hidden", lowest=1),
             _values(args.l2, float, "--l2", lowest=0), _values(args.seeds, int, "--seeds", lowest=0), args.steps,
-            args.out,
+            args.out, ensemble=args.ensemble, device=_device(args.device), max_members=args.max_members,
+            pad_hidden=args.pad_hidden, workers=args.workers,
         )  # fmt: skip
         _log(args.out, "table1", rows, {})
     elif args.command == "spectra":
@@ -160,6 +178,17 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--l2", default="0,0.001,0.1")
             command.add_argument("--seeds", default="0,1,2,3,4")
             command.add_argument("--steps", type=int, default=20000, help="the authors' sweep: 10 x 2,000 batches")
+            command.add_argument(
+                "--ensemble",
+                action="store_true",
+                help="train the runs as batched ensembles (one per hidden size); same JSON files",
+            )
+            command.add_argument("--device", default="cpu", help="with --ensemble: cpu or cuda")
+            command.add_argument("--max-members", type=int, default=None, help="with --ensemble: runs per ensemble")
+            command.add_argument(
+                "--pad-hidden", action="store_true", help="with --ensemble: one ensemble for all sizes (zero-padded)"
+            )
+            command.add_argument("--workers", type=int, default=0, help="with --ensemble: processes drawing batches")
             command.add_argument(
                 "--summary", action="store_true", help="train nothing: the runs of --seeds in --out as a Markdown table"
             )
