@@ -97,7 +97,8 @@ class RingBufferGenerator:
         self.newest = self.window - 1
         self.last = prompt[:, -1]
 
-    def step(self) -> torch.Tensor:
+    def next_token(self) -> torch.Tensor:
+        """The next generated token ``[B, dim]`` (written into the buffer in place of the oldest entry)."""
         s = self.window
         entry = torch.arange(s, device=self.keys.device)
         slots = (s - 1 - (self.newest - entry) % s)[None]  # [1, s]: the site of each buffer entry
@@ -110,7 +111,7 @@ class RingBufferGenerator:
         return token
 
     def generate(self, steps: int) -> torch.Tensor:
-        return torch.stack([self.step() for _ in range(steps)], dim=1)
+        return torch.stack([self.next_token() for _ in range(steps)], dim=1)
 
 
 class TransformerBoundary(nn.Module):
