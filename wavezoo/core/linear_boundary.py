@@ -28,6 +28,18 @@ def _fft_size(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
+SMALL = 16  # waves per column up to which the per-frequency products are broadcast (not batched matmuls)
+
+
+def _frequency_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` over a batch of frequencies. For small matrices a broadcast product and a sum (a fixed number of
+    ops: the CPU's batched matmul loops over small matrices one by one, dispatching ops per frequency), else
+    ``torch.matmul``."""
+    if a.shape[-1] > SMALL:
+        return a @ b
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+
+
 def series_product(a: torch.Tensor, b: torch.Tensor, length: int, vector: bool = False) -> torch.Tensor:
     """First ``length`` coefficients of the product of two power series, by FFT along the time dim.
 
@@ -40,7 +52,7 @@ def series_product(a: torch.Tensor, b: torch.Tensor, length: int, vector: bool =
     if a.shape[-1] == a.shape[-2] == 1:
         fy = fa[..., 0] * fb if vector else fa * fb
     else:
-        fy = (fa @ fb[..., None])[..., 0] if vector else fa @ fb
+        fy = (fa * fb[..., None, :]).sum(-1) if vector else _frequency_matmul(fa, fb)
     out = torch.fft.irfft(fy, size, dim=time)
     return out[..., :length, :] if vector else out[..., :length, :, :]
 
