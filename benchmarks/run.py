@@ -236,11 +236,12 @@ def bench_training(quick: bool, t: float) -> None:
     device = torch.get_default_device()
     x, y, mask = x.to(device), y.to(device), mask.to(device)
     hidden_sizes = {"elman": 128, "gru": 128, "lstm": 128, "irnn": 128, "transformer": 64}  # else: the default
-    families = {name: hidden_sizes.get(name) for name in ["elman", *(n for n in wavezoo.list_models() if n != "elman")]}
+    runs = [(name, {}) for name in ["elman", *(n for n in wavezoo.list_models() if n != "elman")]]
+    runs.append(("sbc_transformer", {"form": "teacher_forced"}))  # the SBC's parallel training form
     ref = None
-    for name, hidden in families.items():
-        model = wavezoo.create_model(name, input_size=8, output_size=8, hidden_size=hidden)
-        hidden = model.hidden_size
+    for name, kwargs in runs:
+        model = wavezoo.create_model(name, input_size=8, output_size=8, hidden_size=hidden_sizes.get(name), **kwargs)
+        label = f"{name}{''.join(f' {v}' for v in kwargs.values())} (hidden {model.hidden_size})"
         optim = torch.optim.Adam(model.parameters(), 1e-3)
 
         def step(model=model, optim=optim) -> None:
@@ -251,7 +252,7 @@ def bench_training(quick: bool, t: float) -> None:
         ms = median_ms(step, t)
         ref = ms if name == "elman" else ref
         ops = tuple(aten_ops(fwd_bwd(model, x.repeat(1, repeat, 1))) for repeat in (1, 4))  # L = 108 and 432
-        record("train_T1", f"{name} (hidden {hidden})", f"B=64 L=108 ({1e3 / ms:.1f} steps/s)", ms, 64 * 108, ref,
+        record("train_T1", label, f"B=64 L=108 ({1e3 / ms:.1f} steps/s)", ms, 64 * 108, ref,
                "elman", ops=ops)  # fmt: skip
 
 

@@ -119,3 +119,21 @@ def test_bad_model_inputs_are_one_line_errors(name):
             y_t, _ = model.step(x[:, 0].to(dtype), model.initial_state(2))
             assert y_t.dtype == torch.float32
         assert torch.allclose(model(x.double()), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{}, {"num_layers": 2, "residual": True}, {"num_heads": 1}])
+def test_teacher_forced_sbc_parallel_is_the_stepped_form_in_float64(options):
+    """sbc_transformer(form="teacher_forced"): one SDPA sliding-window attention per layer == the windowed step."""
+    torch.manual_seed(0)
+    model = wavezoo.create_model("sbc_transformer", input_size=4, output_size=3, hidden_size=32,
+                                 form="teacher_forced", **options).double()  # fmt: skip
+    x = torch.randn(2, LENGTH, 4, dtype=torch.float64)
+    with torch.no_grad():
+        assert (model(x) - stepped(model, x)).abs().max() <= 1e-10
+
+
+def test_teacher_forced_sbc_refuses_the_recurrent_input_rule():
+    with pytest.raises(ConfigError, match="form='teacher_forced' reads every input as a token"):
+        wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, form="teacher_forced", input_steps=8)
+    with pytest.raises(ConfigError, match="form='parallel' is invalid: expected one of 'recurrent', 'teacher_forced'"):
+        wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, form="parallel")

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wavezoo.core.linear_boundary import lag_sum, solve, spectral_radius
@@ -173,12 +174,24 @@ class AttentionBoundary(nn.Module):
         return self.attend(substrate[:, -1:], *self.keys_values(substrate), slots)[:, 0]
 
     def attend_sequence(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Causal sliding-window self-attention: token t attends to tokens t-s+1..t, token t-l in slot s-1-l."""
+        """Causal sliding-window self-attention: token t attends to tokens t-s+1..t, token t-l in slot s-1-l.
+
+        One call of ``torch.nn.functional.scaled_dot_product_attention`` over the whole sequence, with the window
+        and the slot term q^T W_k e_slot as its additive mask (the same scores as :meth:`attend`)."""
         steps = torch.arange(tokens.shape[1], device=tokens.device)
         lag = steps[:, None] - steps[None, :]
         allowed = (lag >= 0) & (lag < self.history)
-        slots = (self.history - 1 - lag).clamp(0, self.history - 1)
-        return self.attend(tokens, *self.keys_values(tokens), slots, allowed)
+        queries = tokens if self.positions is None else tokens + self.positions[-1]
+        q = self.heads(self.query(queries))
+        keys, values = self.keys_values(tokens)
+        bias = torch.zeros(lag.shape, dtype=q.dtype, device=q.device)
+        if self.positions is not None:
+            slots = (self.history - 1 - lag).clamp(0, self.history - 1)
+            by_slot = q @ self.heads(self.key(self.positions)[None]).transpose(-1, -2)  # [B, H, T, s]
+            bias = by_slot.gather(-1, slots.expand(*by_slot.shape[:2], *slots.shape)) * self.scale
+        bias = bias.masked_fill(~allowed, float("-inf"))
+        mixed = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=self.scale)
+        return self.output(mixed.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[1], -1))
 
 
 class TravelingWaveMemory(nn.Module):
