@@ -35,9 +35,25 @@ def _frequency_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` over a batch of frequencies. For small matrices a broadcast product and a sum (a fixed number of
     ops: the CPU's batched matmul loops over small matrices one by one, dispatching ops per frequency), else
     ``torch.matmul``."""
-    if a.shape[-1] > SMALL:
-        return a @ b
+    if a.shape[-1] > SMALL:  # complex as four real matmuls (a complex batched matmul loops on the CPU)
+        real = a.real @ b.real - a.imag @ b.imag
+        return torch.complex(real, a.real @ b.imag + a.imag @ b.real)
     return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+
+
+def _frequency_apply(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``a [*G, F, d, d]`` (complex) applied to the vectors ``v [B, *G, F, d]``: for every frequency one real
+    matmul of the whole batch, ``[B, 2d] @ [2d, 2d]`` (the complex product in real blocks: a batched matmul of
+    complex or of small matrices dispatches ops per matrix on the CPU, so its op count would grow with L)."""
+    batch = v.shape[: v.dim() - a.dim() + 1]
+    rows = v.reshape(-1, *v.shape[len(batch) :]).movedim(0, -2)  # [*G, F, B, d]
+    rows = torch.cat([rows.real, rows.imag], dim=-1)  # [*G, F, B, 2d]
+    ar, ai = a.real.transpose(-1, -2), a.imag.transpose(-1, -2)
+    blocks = torch.cat([torch.cat([ar, ai], dim=-1), torch.cat([-ai, ar], dim=-1)], dim=-2)  # [*G, F, 2d, 2d]
+    out = rows @ blocks
+    dim = a.shape[-1]
+    out = torch.complex(out[..., :dim], out[..., dim:]).movedim(-2, 0)
+    return out.reshape(*batch, *v.shape[len(batch) :])
 
 
 def series_product(a: torch.Tensor, b: torch.Tensor, length: int, vector: bool = False) -> torch.Tensor:
@@ -52,7 +68,7 @@ def series_product(a: torch.Tensor, b: torch.Tensor, length: int, vector: bool =
     if a.shape[-1] == a.shape[-2] == 1:
         fy = fa[..., 0] * fb if vector else fa * fb
     else:
-        fy = (fa * fb[..., None, :]).sum(-1) if vector else _frequency_matmul(fa, fb)
+        fy = _frequency_apply(fa, fb) if vector else _frequency_matmul(fa, fb)
     out = torch.fft.irfft(fy, size, dim=time)
     return out[..., :length, :] if vector else out[..., :length, :, :]
 

@@ -43,7 +43,9 @@ Two equivalent modes (tested equal for any parameter values):
 * ``recurrent``: the update above, step by step (for generation);
 * ``parallel``: the impulse response a = 1 / (1 - sum_j phi_j z^j) (power series, computed by Newton iteration
   with FFT products), the kernel K = C * a and y = K * u + D u by FFT convolution, O(L log L). Both modes also run
-  from a given state (the last N boundary values), which is how :meth:`LBCSSM.scan` carries a stream.
+  from a given state (the last N boundary values), which is how :meth:`LBCSSM.scan` carries a stream. The solver is
+  the one linear-boundary module of wavezoo, :mod:`wavezoo.core.linear_boundary` (that of ``twm_lbc`` too), each
+  channel a wave of d = 1 with lags ``phi[c, k - 1]`` (the state's cell order, newest first, is its lag order).
 
 An H3 block (pre-norm, residual): q, k, v = projections; k' = SSM_shift(k); y = q * SSM_2(k' * v); out = W_o y.
 ``gating=False`` keeps only the linear path y = SSM(v) (an LTI model).
