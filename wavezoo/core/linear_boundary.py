@@ -63,6 +63,10 @@ def series_product(a: torch.Tensor, b: torch.Tensor, length: int, vector: bool =
     series ``b [..., Lb, q]``; leading dims broadcast. With p = q = 1 the product is elementwise."""
     time = -2 if vector else -3
     size = _fft_size(a.shape[-3] + b.shape[time])
+    if a.shape[-1] == a.shape[-2] == b.shape[-1] == 1:  # scalar waves (d = 1): FFTs along the contiguous last dim
+        scalar_a, scalar_b = a.flatten(-3), (b.flatten(-2) if vector else b.flatten(-3))  # views, no copies
+        out = torch.fft.irfft(torch.fft.rfft(scalar_a, size) * torch.fft.rfft(scalar_b, size), size)[..., :length]
+        return out.unsqueeze(-1) if vector else out.unsqueeze(-1).unsqueeze(-1)
     fa = torch.fft.rfft(a, size, dim=-3)
     fb = torch.fft.rfft(b, size, dim=time)
     if a.shape[-1] == a.shape[-2] == 1:

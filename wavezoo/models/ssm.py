@@ -70,12 +70,12 @@ R_MAX = 0.999  # ||phi||_1 < R_MAX: every root of the feedback polynomial has mo
 def all_pole_response(phi: torch.Tensor, length: int) -> torch.Tensor:
     """a_0..a_{length-1} ``[channels, length]`` of 1 / (1 - sum_j phi_j z^j): the wave at the boundary cell after an
     impulse (:func:`wavezoo.core.linear_boundary.impulse_response` with d = 1)."""
-    return impulse_response(phi[..., None, None], length)[..., 0, 0]
+    return impulse_response(phi[..., None, None], length).flatten(-3)
 
 
 def _convolve(kernel: torch.Tensor, signal: torch.Tensor, length: int) -> torch.Tensor:
     """Causal convolution of per-channel ``kernel [C, K]`` and ``signal [B, C, L]`` (first ``length`` terms)."""
-    return series_product(kernel[..., None, None], signal[..., None], length, vector=True)[..., 0]
+    return series_product(kernel[..., None, None], signal[..., None], length, vector=True).squeeze(-1)
 
 
 class ShiftLBCSSM(nn.Module):
@@ -191,7 +191,7 @@ class ShiftLBCSSM(nn.Module):
         if phi is None:
             wave = signal
         else:  # the one LBC solver, lag order (cell m of the state = w(-m), so the past oldest first is its flip)
-            wave = solve(phi[..., None, None], signal[..., None], past.flip(-1)[..., None])[..., 0]
+            wave = solve(phi[..., None, None], signal[..., None], past.flip(-1)[..., None]).squeeze(-1)
         history = torch.cat([past.flip(-1), wave], dim=-1)  # boundary values, oldest first: w(1-N) .. w(L)
         y = _convolve(self.readout.to(signal.dtype), history, n + length)[..., n:]
         y = y.to(u.dtype) + self.skip[:, None] * u.transpose(1, 2)
