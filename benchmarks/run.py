@@ -73,6 +73,7 @@ def record(
     ref_name: str = "",
     mb: float | None = None,
     target: str = "",
+    ops: tuple[int, int] | None = None,
 ) -> None:
     row = {
         "group": group,
@@ -84,12 +85,22 @@ def record(
         "ratio": None if ref_ms is None else round(ms / ref_ms, 3),
         "reference": ref_name,
         "target": target,
+        "ops_per_step": None if ops is None else dict(zip(("L108", "L432"), ops, strict=True)),
     }
     ROWS.append(row)
     ratio = "" if row["ratio"] is None else f"{row['ratio']:.3f}x {ref_name}"
     tps = "" if row["tokens_per_s"] is None else f"{row['tokens_per_s']:,}"
     act = "" if row["act_mb"] is None else f"{row['act_mb']:.1f}"
-    print(f"{group:<12} {name:<26} {shape:<28} {ms:>10.2f} {tps:>12} {act:>8}  {ratio:<24} {target}", flush=True)
+    counted = "" if ops is None else f"{ops[0]:,}/{ops[1]:,}"
+    print(f"{group:<12} {name:<26} {shape:<28} {ms:>10.2f} {tps:>12} {act:>8}  {ratio:<24} {counted:<15} {target}",
+          flush=True)  # fmt: skip
+
+
+def aten_ops(fn: Callable[[], object]) -> int:
+    """The aten ops dispatched by ``fn()`` (forward and backward, nested calls included), by ``torch.profiler``."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(event.name.startswith("aten::") for event in prof.events())
 
 
 def bench_twm_step(quick: bool, t: float) -> None:
@@ -224,21 +235,13 @@ def bench_training(quick: bool, t: float) -> None:
         x, y, mask = data.next_train_batch()
     device = torch.get_default_device()
     x, y, mask = x.to(device), y.to(device), mask.to(device)
-    families = {
-        "elman": 128,
-        "gru": 128,
-        "lstm": 128,
-        "irnn": 128,
-        "transformer": 64,
-        "twm_lbc": 64,
-        "twm_sbc": 64,
-        "sbc_transformer": 64,
-        "lbc_ssm": 512,
-        "wave_rnn": 600,
-    }
+    hidden_sizes = {"elman": 128, "gru": 128, "lstm": 128, "irnn": 128, "transformer": 64}  # else: the default
+    runs = [(name, {}) for name in ["elman", *(n for n in wavezoo.list_models() if n != "elman")]]
+    runs.append(("sbc_transformer", {"form": "teacher_forced"}))  # the SBC's parallel training form
     ref = None
-    for name, hidden in families.items():
-        model = wavezoo.create_model(name, input_size=8, output_size=8, hidden_size=hidden)
+    for name, kwargs in runs:
+        model = wavezoo.create_model(name, input_size=8, output_size=8, hidden_size=hidden_sizes.get(name), **kwargs)
+        label = f"{name}{''.join(f' {v}' for v in kwargs.values())} (hidden {model.hidden_size})"
         optim = torch.optim.Adam(model.parameters(), 1e-3)
 
         def step(model=model, optim=optim) -> None:
@@ -248,9 +251,9 @@ def bench_training(quick: bool, t: float) -> None:
 
         ms = median_ms(step, t)
         ref = ms if name == "elman" else ref
-        record(
-            "train_T1", f"{name} (hidden {hidden})", f"B=64 L=108 ({1e3 / ms:.1f} steps/s)", ms, 64 * 108, ref, "elman"
-        )
+        ops = tuple(aten_ops(fwd_bwd(model, x.repeat(1, repeat, 1))) for repeat in (1, 4))  # L = 108 and 432
+        record("train_T1", label, f"B=64 L=108 ({1e3 / ms:.1f} steps/s)", ms, 64 * 108, ref,
+               "elman", ops=ops)  # fmt: skip
 
 
 def bench_framework(quick: bool, t: float) -> None:
@@ -317,7 +320,8 @@ def main() -> None:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     t = 0.3 if args.quick else 1.0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print(f"{'group':<12} {'model':<26} {'shape':<28} {'ms':>10} {'tokens/s':>12} {'act MB':>8}  {'ratio':<24} target")
+    header = f"{'group':<12} {'model':<26} {'shape':<28} {'ms':>10} {'tokens/s':>12} {'act MB':>8}  {'ratio':<24}"
+    print(f"{header} {'ops L108/432':<15} target")
     for name in chosen:
         if args.device != "cpu" and name in CPU_ONLY:
             print(f"{name:<12} skipped on {args.device}: a CPU comparison")

@@ -69,7 +69,7 @@ def test_lbc_matrix_is_shift_plus_low_rank_with_var_spectrum():
     m = lbc_matrix(phi)
     assert torch.linalg.matrix_rank(m - shift_matrix(s, d)) <= d
     window = torch.randn(2, s, d)
-    step = twm_from_lag_operators(lag_phi).step(window)
+    step = twm_from_lag_operators(lag_phi).evolve(window)
     assert torch.allclose(step.reshape(2, -1), window.reshape(2, -1) @ m.T)
     eig = torch.linalg.eigvals(m)
     assert max(abs(characteristic_value(phi, complex(lam))) for lam in eig) < 1e-9
@@ -112,13 +112,14 @@ def test_trainable_twm_with_exact_weights_is_the_exact_twm(task):
     from wavezoo.data import VariableBindingDataModule
 
     exact = twm_variable_binding(task)
-    model = wavezoo.create_model("twm_lbc", input_size=8, output_size=8, input_mode="replace", input_steps=8)
+    model = wavezoo.create_model("twm_lbc", input_size=8, output_size=8, input_mode="replace", input_steps=8).double()
     with torch.no_grad():
         model.input_map.weight.copy_(torch.eye(8))
         model.readout.weight.copy_(torch.eye(8))
         model.memory.boundary.phi.copy_(exact.boundary.phi)
     x = VariableBindingDataModule(task).eval_set("test")[0][0][:4].double()
-    assert torch.equal(model(x), exact(x))  # every step, the input phase included
+    # every step, the input phase included; the trained form is the parallel LBC solve (rounding only)
+    assert (model(x) - exact(x)).abs().max() < 1e-10
 
 
 def test_replace_needs_the_number_of_input_steps():

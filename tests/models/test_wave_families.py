@@ -22,7 +22,8 @@ def test_twm_lbc_with_exact_weights_solves_variable_binding(task, autoregressive
         model.readout.weight.copy_(torch.eye(8))
         model.memory.boundary.phi.copy_(signed_selection(VARIABLE_BINDING_TASKS[task], 8, 8).flip(0))
     x, y, mask = VariableBindingDataModule(task).eval_set("test")[0]
-    assert torch.equal(model(x.double())[mask], y[mask].double())
+    # the training form is the parallel LBC solve: exact up to float64 rounding
+    assert (model(x.double())[mask] - y[mask].double()).abs().max() < 1e-10
 
 
 def test_matched_input_and_readout_initialisation():

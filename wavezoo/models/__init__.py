@@ -1,8 +1,14 @@
-"""Model families of the zoo, one per module; importing this package registers them all."""
+"""Model families of the zoo, one per module; importing this package imports every module in it, which registers
+them all (adding a family is adding its module: nothing here lists the families)."""
 
-from wavezoo.models import rnn, sbc, ssm, transformer, twm, wave_rnn  # noqa: F401  (registration side effects)
+import importlib
+import pkgutil
+
 from wavezoo.models.base import SequenceModel
 from wavezoo.models.rnn import RecurrentBaseline
 from wavezoo.models.transformer import CausalTransformer
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")  # registration side effects (@register_model)
 
 __all__ = ["SequenceModel", "RecurrentBaseline", "CausalTransformer"]

@@ -6,8 +6,15 @@ Every model is a causal map ``[batch, time, input_size] -> [batch, time, output_
     y_t, state = model.step(x_t, state)              # (y(t), s(t)) from (x(t), s(t-1)), x_t: [batch, input_size]
 
 so that running :meth:`SequenceModel.step` over a sequence equals ``model(x)`` (tested for every family to 1e-5 in
-float32). ``forward`` is the scan of ``step`` unless a family provides a faster ``forward_sequence`` that is proven
-equal to it by the same test. States are tensors or tuples of tensors (a family documents its own layout).
+float32, and to 1e-10 in float64 at length 300). One contract, three entry points sharing one input path
+(:meth:`SequenceModel.prepare_input`: token ids, checks, dtype):
+
+* ``forward(x)``: the training form, the family's ``forward_sequence`` (a parallel form where the math allows:
+  ``transformer``, ``twm_lbc``, ``lbc_ssm``; else the stepped scan);
+* ``scan(x, state=None) -> (y, state)``: the same map from any state (``scan_sequence``);
+* ``step(x_t, state) -> (y_t, state)``: the streaming form (``forward_step``).
+
+States are tensors or tuples of tensors (a family documents its own layout).
 """
 
 from __future__ import annotations
@@ -76,31 +83,59 @@ class SequenceModel(nn.Module, ZooHubMixin):
             )
         return True
 
-    # -- the sequence map -----------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.check_tokens(x):
-            if x.dim() != 2:
+    # -- the one input path of forward, scan and step --------------------------------------------------------
+    def prepare_input(self, x: torch.Tensor, streaming: bool = False) -> torch.Tensor:
+        """The input path shared by :meth:`forward`, :meth:`scan` (``streaming=False``: a sequence
+        ``[batch, time, input_size]`` or token ids ``[batch, time]``) and :meth:`step` (``streaming=True``: one step
+        ``[batch, input_size]`` or ids ``[batch]``): checks, then the token embedding. Returns the float features the
+        family reads. Refused with a one-line :class:`ConfigError`: a non-tensor, bool or complex inputs, an empty
+        batch or sequence, the wrong rank or width; token ids as :meth:`check_tokens` says. Floating inputs of
+        another dtype than the model's (float64, float16, bfloat16) are cast to the model's dtype."""
+        name, what = type(self).__name__, ("x_t" if streaming else "input")
+        if isinstance(x, torch.Tensor) and (x.dtype == torch.bool or x.is_complex()):
+            raise ConfigError(f"{name} got {what} of dtype {x.dtype}; expected float features or integer token ids")
+        if self.check_tokens(x, what):
+            if x.dim() != (1 if streaming else 2):
+                expected = "[batch] ids" if streaming else "a 2-d tensor [batch, time]"
                 raise ConfigError(
-                    f"{type(self).__name__} got token ids of shape {tuple(x.shape)}; expected a 2-d tensor "
-                    "[batch, time]"
+                    f"{name}{'.step' if streaming else ''} got token ids of shape {tuple(x.shape)}; expected {expected}"
                 )
             x = self.token_embedding(x)
-        if x.dim() != 3 or x.shape[-1] != self.input_size:
+        elif streaming and (x.dim() != 2 or x.shape[-1] != self.input_size):
             raise ConfigError(
-                f"{type(self).__name__} got input of shape {tuple(x.shape)}; expected a 3-d tensor "
+                f"{name}.step got x_t of shape {tuple(x.shape)}; expected [batch, input_size={self.input_size}]"
+            )
+        elif not streaming and (x.dim() != 3 or x.shape[-1] != self.input_size):
+            raise ConfigError(
+                f"{name} got input of shape {tuple(x.shape)}; expected a 3-d tensor "
                 f"[batch, time, input_size={self.input_size}]"
             )
-        if x.shape[1] == 0:
-            raise ConfigError(f"{type(self).__name__} got an empty sequence (time = 0); expected time >= 1")
-        return self.forward_sequence(x)
+        if x.shape[0] == 0:
+            raise ConfigError(f"{name} got {what} of shape {tuple(x.shape)}: an empty batch; expected batch >= 1")
+        if not streaming and x.shape[1] == 0:
+            raise ConfigError(f"{name} got an empty sequence (time = 0); expected time >= 1")
+        dtype = self.state_kwargs(None, None)["dtype"]
+        return x.to(dtype) if x.dtype != dtype and dtype.is_floating_point else x
+
+    # -- the sequence map -----------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training form: ``x [batch, time, input_size]`` (or ids ``[batch, time]``) from the initial state ->
+        ``[batch, time, output_size]``."""
+        return self.forward_sequence(self.prepare_input(x))
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """The scan of :meth:`forward_step` from :meth:`initial_state` (families override it with a fast path)."""
-        return self.scan(x)[0]
+        """The scan of :meth:`forward_step` from :meth:`initial_state` (families override it with a parallel form)."""
+        return self.scan_sequence(x, None)[0]
 
     def scan(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Run :meth:`forward_step` over ``x`` ``[batch, time, input_size]`` from ``state`` (default: the initial
-        state); returns the outputs ``[batch, time, output_size]`` and the final state."""
+        """``x`` (as :meth:`forward` reads it) from ``state`` (default: the initial state) -> (the outputs
+        ``[batch, time, output_size]``, the final state); equal to :meth:`step` over ``x`` and, from the initial
+        state, to :meth:`forward`."""
+        return self.scan_sequence(self.prepare_input(x), state)
+
+    def scan_sequence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The family's scan of checked features ``x`` from ``state`` (None: the initial state); by default
+        :meth:`forward_step` step by step (families with a parallel form override it)."""
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         outputs = []
@@ -113,24 +148,20 @@ class SequenceModel(nn.Module, ZooHubMixin):
     def initial_state(
         self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> State:
-        """The state before the first step, s(0), for ``batch_size`` sequences (on the model's device and dtype
-        unless given)."""
+        """The state before the first step, s(0), for ``batch_size`` >= 1 sequences (on the model's device and
+        dtype unless given); families check ``batch_size`` with :func:`~wavezoo.errors.check_positive_int`."""
         raise NotImplementedError
 
     def step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One step: ``x_t`` ``[batch, input_size]`` and s(t-1) -> (y(t) ``[batch, output_size]``, s(t))."""
-        if self.check_tokens(x_t, "x_t"):
-            if x_t.dim() != 1:
-                raise ConfigError(
-                    f"{type(self).__name__}.step got token ids of shape {tuple(x_t.shape)}; expected [batch] ids"
-                )
-            x_t = self.token_embedding(x_t)
-        if not isinstance(x_t, torch.Tensor) or x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
-            shape = tuple(x_t.shape) if isinstance(x_t, torch.Tensor) else type(x_t).__name__
+        """One step: ``x_t`` ``[batch, input_size]`` (or ids ``[batch]``) and s(t-1) -> (y(t)
+        ``[batch, output_size]``, s(t)). ``state`` is required (``None`` is refused: start from
+        :meth:`initial_state`)."""
+        if state is None:
             raise ConfigError(
-                f"{type(self).__name__}.step got x_t of shape {shape}; expected [batch, input_size={self.input_size}]"
+                f"{type(self).__name__}.step got state=None; expected a state: start a stream from "
+                "model.initial_state(batch_size)"
             )
-        return self.forward_step(x_t, state)
+        return self.forward_step(self.prepare_input(x_t, streaming=True), state)
 
     def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError

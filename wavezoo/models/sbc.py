@@ -25,9 +25,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wavezoo.errors import ConfigError, check_positive_int
+from wavezoo.errors import ConfigError, check_choice, check_positive_int
+from wavezoo.models.base import SequenceModel, State
 from wavezoo.models.twm import AttentionBoundary, WaveMemoryModel, wave_dim
 from wavezoo.registry import register_model
+
+FORMS = ("recurrent", "teacher_forced")
 
 
 class AttentionOnlyTransformer(nn.Module):
@@ -97,7 +100,8 @@ class RingBufferGenerator:
         self.newest = self.window - 1
         self.last = prompt[:, -1]
 
-    def step(self) -> torch.Tensor:
+    def next_token(self) -> torch.Tensor:
+        """The next generated token ``[B, dim]`` (written into the buffer in place of the oldest entry)."""
         s = self.window
         entry = torch.arange(s, device=self.keys.device)
         slots = (s - 1 - (self.newest - entry) % s)[None]  # [1, s]: the site of each buffer entry
@@ -110,7 +114,7 @@ class RingBufferGenerator:
         return token
 
     def generate(self, steps: int) -> torch.Tensor:
-        return torch.stack([self.step() for _ in range(steps)], dim=1)
+        return torch.stack([self.next_token() for _ in range(steps)], dim=1)
 
 
 class TransformerBoundary(nn.Module):
@@ -126,6 +130,55 @@ class TransformerBoundary(nn.Module):
         return self.transformer(substrate)[:, -1]
 
 
+class TeacherForcedSBC(SequenceModel):
+    """``sbc_transformer(form="teacher_forced")``: the attention-only transformer trained as a transformer.
+
+    Every token of the sequence is an embedded input, z_0(t) = W_in x(t) (the context window holds the given tokens,
+    not generated ones: teacher forcing), the L layers of causal sliding-window attention (window s, slot positions)
+    run over the whole sequence at once (:meth:`AttentionBoundary.attend_sequence`, one
+    ``scaled_dot_product_attention`` per layer), and y(t) = W_out z_L(t), the prediction from the window ending at
+    x(t). Streaming state: per layer, the window of its last <= s input tokens ``[batch, <= s, d]``; a step appends
+    the new token and attends with the newest query (:meth:`AttentionBoundary.forward`, the TWM boundary), equal to
+    the parallel form. Generation from a prompt is the ring buffer (:meth:`AttentionOnlyTransformer.generate`)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int,
+        history: int,
+        num_layers: int = 1,
+        num_heads: int = 2,
+        residual: bool = False,
+    ) -> None:
+        super().__init__(input_size, output_size, hidden_size)
+        dim = wave_dim(hidden_size, history)
+        self.input_map = nn.Linear(input_size, dim, bias=False)
+        self.transformer = AttentionOnlyTransformer(dim, history, num_layers, num_heads, residual=residual)
+        self.readout = nn.Linear(dim, output_size, bias=False)
+        with torch.no_grad():  # the matched write/read pair of WaveMemoryModel
+            nn.init.orthogonal_(self.input_map.weight)
+            if output_size <= input_size and output_size <= dim:
+                self.readout.weight.copy_(self.input_map.weight.T[:output_size])
+
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.transformer(self.input_map(x)))
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
+        """One empty window ``[batch, 0, d]`` per layer."""
+        shape = (check_positive_int("batch_size", batch_size), 0, self.input_map.out_features)
+        return tuple(torch.zeros(shape, **self.state_kwargs(device, dtype)) for _ in self.transformer.layers)
+
+    def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        z, windows = self.input_map(x_t), []
+        for layer, window in zip(self.transformer.layers, state, strict=True):
+            window = torch.cat([window, z[:, None]], dim=1)[:, -self.transformer.window :]
+            mixed = layer(window)  # the newest token's query over its window
+            z = z + mixed if self.transformer.residual else mixed
+            windows.append(window)
+        return self.readout(z), tuple(windows)
+
+
 @register_model
 def sbc_transformer(
     input_size: int,
@@ -138,12 +191,24 @@ def sbc_transformer(
     input_mode: str = "add",
     autoregressive: bool | None = None,
     input_steps: int | None = None,
-) -> WaveMemoryModel:
+    form: str = "recurrent",
+) -> WaveMemoryModel | TeacherForcedSBC:
     """The SBC model for training: an attention-only transformer generating autoregressively over a context of
     s = ``history`` tokens of width d = hidden_size / s (the TWM substrate), inputs written as tokens.
     ``autoregressive`` (default: when input_size == output_size) feeds each generated output back as a token.
     Input rule (``input_mode``, ``input_steps``) as :func:`~wavezoo.models.twm.twm_lbc`; the equations are in
-    :class:`~wavezoo.models.twm.WaveMemoryModel`."""
+    :class:`~wavezoo.models.twm.WaveMemoryModel`. It trains step by step (``form="recurrent"``, the default and
+    the published checkpoints' form: each generated token enters the window). ``form="teacher_forced"`` builds
+    :class:`TeacherForcedSBC` instead: the given tokens fill the window and training is one sliding-window attention
+    over the whole sequence (the input rule and ``autoregressive`` do not apply to it)."""
+    check_choice("form", form, FORMS)
+    if form == "teacher_forced":
+        if input_mode != "add" or input_steps is not None or autoregressive:
+            raise ConfigError(
+                "form='teacher_forced' reads every input as a token: input_mode, input_steps and autoregressive "
+                "apply to form='recurrent' only"
+            )
+        return TeacherForcedSBC(input_size, output_size, hidden_size, history, num_layers, num_heads, residual)
     if autoregressive is None:
         autoregressive = input_size == output_size
     dim = wave_dim(hidden_size, history)

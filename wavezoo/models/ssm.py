@@ -43,7 +43,9 @@ Two equivalent modes (tested equal for any parameter values):
 * ``recurrent``: the update above, step by step (for generation);
 * ``parallel``: the impulse response a = 1 / (1 - sum_j phi_j z^j) (power series, computed by Newton iteration
   with FFT products), the kernel K = C * a and y = K * u + D u by FFT convolution, O(L log L). Both modes also run
-  from a given state (the last N boundary values), which is how :meth:`LBCSSM.scan` carries a stream.
+  from a given state (the last N boundary values), which is how :meth:`LBCSSM.scan` carries a stream. The solver is
+  the one linear-boundary module of wavezoo, :mod:`wavezoo.core.linear_boundary` (that of ``twm_lbc`` too), each
+  channel a wave of d = 1 with lags ``phi[c, k - 1]`` (the state's cell order, newest first, is its lag order).
 
 An H3 block (pre-norm, residual): q, k, v = projections; k' = SSM_shift(k); y = q * SSM_2(k' * v); out = W_o y.
 ``gating=False`` keeps only the linear path y = SSM(v) (an LTI model).
@@ -55,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wavezoo.core.linear_boundary import impulse_response, series_product, solve
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 from wavezoo.models.base import SequenceModel, State
 from wavezoo.registry import register_model
@@ -64,33 +67,15 @@ PRECISIONS = ("auto", "float64", "float32")
 R_MAX = 0.999  # ||phi||_1 < R_MAX: every root of the feedback polynomial has modulus <= R_MAX ** (1 / N) < 1
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << (n - 1).bit_length()
-
-
-def causal_product(a: torch.Tensor, b: torch.Tensor, length: int) -> torch.Tensor:
-    """First ``length`` coefficients of the product of the series ``a`` and ``b`` (last dim), via rFFT."""
-    size = _next_pow2(a.shape[-1] + b.shape[-1])
-    out = torch.fft.irfft(torch.fft.rfft(a, size) * torch.fft.rfft(b, size), size)
-    return out[..., :length]
-
-
 def all_pole_response(phi: torch.Tensor, length: int) -> torch.Tensor:
-    """a_0..a_{length-1} of 1 / (1 - sum_j phi_j z^j): the wave at the boundary cell after an impulse.
+    """a_0..a_{length-1} ``[channels, length]`` of 1 / (1 - sum_j phi_j z^j): the wave at the boundary cell after an
+    impulse (:func:`wavezoo.core.linear_boundary.impulse_response` with d = 1)."""
+    return impulse_response(phi[..., None, None], length).flatten(-3)
 
-    Newton iteration for the power-series inverse, a <- a (2 - P a) mod z^{2m}, doubles the number of exact
-    coefficients each round (``log2(length)`` rounds of FFT products).
-    """
-    poly = torch.cat([torch.ones_like(phi[..., :1]), -phi], dim=-1)  # P(z) = 1 - sum phi_j z^j
-    inverse = torch.ones_like(phi[..., :1])
-    exact = 1
-    while exact < length:
-        exact = min(2 * exact, length)
-        residual = causal_product(poly[..., :exact], inverse, exact)
-        correction = -residual
-        correction[..., 0] = correction[..., 0] + 2
-        inverse = causal_product(inverse, correction, exact)
-    return inverse[..., :length]
+
+def _convolve(kernel: torch.Tensor, signal: torch.Tensor, length: int) -> torch.Tensor:
+    """Causal convolution of per-channel ``kernel [C, K]`` and ``signal [B, C, L]`` (first ``length`` terms)."""
+    return series_product(kernel[..., None, None], signal[..., None], length, vector=True).squeeze(-1)
 
 
 class ShiftLBCSSM(nn.Module):
@@ -160,7 +145,7 @@ class ShiftLBCSSM(nn.Module):
         phi = self.feedback_coefficients()
         if phi is None:
             return F.pad(self.readout, (0, max(0, length - self.state_size)))[:, :length]
-        return causal_product(self.readout.to(phi.dtype), all_pole_response(phi, length), length)
+        return _convolve(all_pole_response(phi, length), self.readout.to(phi.dtype)[None], length)[0]
 
     # -- the sequence map --------------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, **kwargs) -> torch.Tensor:
@@ -189,7 +174,7 @@ class ShiftLBCSSM(nn.Module):
         # errs by ~5e-6 there), float32 on accelerators: on the published lbc_ssm weights float32 differs from
         # float64 by 8e-7 (relative), at the stability edge by 1e-4 (tests/models/test_ssm.py).
         dtype = self.compute_dtype
-        y = causal_product(signal.to(dtype), self.kernel(length).to(dtype), length).to(u.dtype)
+        y = _convolve(self.kernel(length).to(dtype), signal.to(dtype), length).to(u.dtype)
         return (y + self.skip[:, None] * signal).transpose(1, 2)
 
     def forward_parallel(self, u: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,13 +190,10 @@ class ShiftLBCSSM(nn.Module):
         phi = self.feedback_coefficients()
         if phi is None:
             wave = signal
-        else:
-            # e[t] = sum_m phi[t+m] past[m]  (0-based): a correlation, read off the convolution with reversed past
-            fed = causal_product(phi.expand_as(past), past.flip(-1), 2 * n - 1)[..., n - 1 :]
-            drive = signal + F.pad(fed, (0, max(0, length - n)))[..., :length]
-            wave = causal_product(drive, all_pole_response(phi, length), length)
+        else:  # the one LBC solver, lag order (cell m of the state = w(-m), so the past oldest first is its flip)
+            wave = solve(phi[..., None, None], signal[..., None], past.flip(-1)[..., None]).squeeze(-1)
         history = torch.cat([past.flip(-1), wave], dim=-1)  # boundary values, oldest first: w(1-N) .. w(L)
-        y = causal_product(history, self.readout.to(signal.dtype).expand_as(past), n + length)[..., n:]
+        y = _convolve(self.readout.to(signal.dtype), history, n + length)[..., n:]
         y = y.to(u.dtype) + self.skip[:, None] * u.transpose(1, 2)
         final = history[..., -n:].flip(-1).to(u.dtype)
         return y.transpose(1, 2), final
@@ -225,11 +207,11 @@ class ShiftLBCSSM(nn.Module):
         phi = self.feedback_coefficients()  # in compute_dtype, as in the parallel path
         outputs = []
         for t in range(u.shape[1]):
-            y_t, state = self.step(u[:, t], state, phi)
+            y_t, state = self.step_registers(u[:, t], state, phi)
             outputs.append(y_t)
         return torch.stack(outputs, dim=1), state
 
-    def step(
+    def step_registers(
         self, u: torch.Tensor, state: torch.Tensor, phi: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x(t) = S x(t-1) + e_1 (u(t) + phi^T x(t-1)), y(t) = C^T x(t) + D u(t) for ``u [B, C]``, ``state [B, C, N]``
@@ -288,11 +270,11 @@ class H3Block(nn.Module):
         self, z_t: torch.Tensor, state: tuple[torch.Tensor, ...]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """One step ``z_t [B, width]``."""
-        return self.advance(z_t, state, lambda ssm, u, registers: ssm.step(u, registers))
+        return self.advance(z_t, state, lambda ssm, u, registers: ssm.step_registers(u, registers))
 
     def advance(self, z: torch.Tensor, state: tuple[torch.Tensor, ...], run) -> tuple[torch.Tensor, tuple]:
         """The block on ``z`` (a chunk or one step) from ``state``; ``run(ssm, u, registers) -> (y, registers)``
-        advances one SSM (its ``scan`` or ``step``)."""
+        advances one SSM (its ``scan`` or ``step_registers``)."""
         x = self.norm(z)
         if self.gating:
             shifted, first = run(self.shift_ssm, self.key(x), state[0])
@@ -367,12 +349,13 @@ class LBCSSM(SequenceModel):
         self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> State:
         kwargs = self.state_kwargs(device, dtype)
+        batch_size = check_positive_int("batch_size", batch_size)
         return tuple(block.initial_state(batch_size, **kwargs) for block in self.blocks)
 
     def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         return self.through_blocks(x_t, state, H3Block.forward_step)
 
-    def scan(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def scan_sequence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """Equal to the scan of :meth:`forward_step` (tested), but layer by layer over the whole chunk in the current
         mode: in ``"parallel"`` mode a long prompt is absorbed by FFT, and stepping goes on from the returned state."""
         if state is None:

@@ -36,8 +36,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from wavezoo.core.linear_boundary import lag_sum, solve, spectral_radius
 from wavezoo.core.waves import IsInput, wave_rollout, wave_step, write_boundary
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 from wavezoo.models.base import SequenceModel, State
@@ -81,6 +83,11 @@ class LinearBoundary(nn.Module):
         """From VAR lag operators (``lag_phi[k - 1]`` multiplies x(t+1-k)): Phi_i = phi_{s+1-i}."""
         history, dim, _ = lag_phi.shape
         return cls(history, dim, lag_phi.flip(0), learnable=learnable)
+
+    def lag_operators(self) -> torch.Tensor:
+        """A_k = Phi_{s+1-k} ``[s, d, d]`` (A_k weighs the column k steps old): the lag order of the one LBC
+        solver, :mod:`wavezoo.core.linear_boundary`."""
+        return self.phi.flip(0)
 
     def forward(self, substrate: torch.Tensor) -> torch.Tensor:
         return torch.einsum("ijk,bik->bj", self.phi, substrate)
@@ -167,12 +174,24 @@ class AttentionBoundary(nn.Module):
         return self.attend(substrate[:, -1:], *self.keys_values(substrate), slots)[:, 0]
 
     def attend_sequence(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Causal sliding-window self-attention: token t attends to tokens t-s+1..t, token t-l in slot s-1-l."""
+        """Causal sliding-window self-attention: token t attends to tokens t-s+1..t, token t-l in slot s-1-l.
+
+        One call of ``torch.nn.functional.scaled_dot_product_attention`` over the whole sequence, with the window
+        and the slot term q^T W_k e_slot as its additive mask (the same scores as :meth:`attend`)."""
         steps = torch.arange(tokens.shape[1], device=tokens.device)
         lag = steps[:, None] - steps[None, :]
         allowed = (lag >= 0) & (lag < self.history)
-        slots = (self.history - 1 - lag).clamp(0, self.history - 1)
-        return self.attend(tokens, *self.keys_values(tokens), slots, allowed)
+        queries = tokens if self.positions is None else tokens + self.positions[-1]
+        q = self.heads(self.query(queries))
+        keys, values = self.keys_values(tokens)
+        bias = torch.zeros(lag.shape, dtype=q.dtype, device=q.device)
+        if self.positions is not None:
+            slots = (self.history - 1 - lag).clamp(0, self.history - 1)
+            by_slot = q @ self.heads(self.key(self.positions)[None]).transpose(-1, -2)  # [B, H, T, s]
+            bias = by_slot.gather(-1, slots.expand(*by_slot.shape[:2], *slots.shape)) * self.scale
+        bias = bias.masked_fill(~allowed, float("-inf"))
+        mixed = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=self.scale)
+        return self.output(mixed.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[1], -1))
 
 
 class TravelingWaveMemory(nn.Module):
@@ -206,7 +225,7 @@ class TravelingWaveMemory(nn.Module):
         """Whether step t (1-based) is an input step."""
         return self.input_steps is None or t <= self.input_steps
 
-    def step(self, substrate: torch.Tensor, drive: torch.Tensor | None = None, is_input: IsInput = True):
+    def evolve(self, substrate: torch.Tensor, drive: torch.Tensor | None = None, is_input: IsInput = True):
         """h(t-1) -> h(t); ``drive [B, d]`` is the input u(t) written at the start boundary (None: autonomous)."""
         return wave_step(substrate, self.boundary, drive, is_input, self.input_mode)[0]
 
@@ -221,7 +240,7 @@ class TravelingWaveMemory(nn.Module):
             substrate = self.initial_substrate(drive.shape[0], device=drive.device, dtype=drive.dtype)
         out = []
         for t in range(drive.shape[1]):
-            substrate = self.step(substrate, drive[:, t], self.is_input(t + 1))
+            substrate = self.evolve(substrate, drive[:, t], self.is_input(t + 1))
             out.append(substrate[:, -1])
         return torch.stack(out, dim=1), substrate
 
@@ -322,6 +341,7 @@ class WaveMemoryModel(SequenceModel):
     def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
         """(h(0) = 0 ``[batch, s, d]``, steps taken = 0 ``[batch]``)."""
         kwargs = self.state_kwargs(device, dtype)
+        batch_size = check_positive_int("batch_size", batch_size)
         steps = torch.zeros(batch_size, dtype=torch.long, device=kwargs["device"])
         return self.memory.initial_substrate(batch_size, **kwargs), steps
 
@@ -331,15 +351,60 @@ class WaveMemoryModel(SequenceModel):
         y_t, substrate = self.advance(substrate, x_t, self.input_map(x_t), is_input)
         return y_t, (substrate, steps + 1)
 
-    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """The scan from h(0) = 0, with the input map applied to the whole sequence at once."""
-        drive = self.input_map(x)
-        substrate = self.memory.initial_substrate(x.shape[0], device=x.device, dtype=drive.dtype)
-        outputs = []
+    def scan_sequence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """The LBC in parallel (:meth:`linear_scan`); any other boundary step by step (:meth:`advance`)."""
+        if state is None:
+            state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        if isinstance(self.memory.boundary, LinearBoundary):
+            return self.linear_scan(x, state)
+        substrate, steps = state
+        drive, outputs = self.input_map(x), []
         for t in range(x.shape[1]):
-            y_t, substrate = self.advance(substrate, x[:, t], drive[:, t], self.memory.is_input(t + 1))
+            is_input = True if self.input_steps is None else (steps + t < self.input_steps)[:, None]
+            y_t, substrate = self.advance(substrate, x[:, t], drive[:, t], is_input)
             outputs.append(y_t)
-        return torch.stack(outputs, dim=1)
+        return torch.stack(outputs, dim=1), (substrate, steps + x.shape[1])
+
+    def linear_scan(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The LBC-TWM over a whole sequence without a time loop, equal to :meth:`forward_step` step by step.
+
+        The start column w(t) = h[s](t) is a VAR(s), w(t) = sum_k G A_k w(t-k) + e(t), with A_k = Phi_{s+1-k}, G = I
+        (or W_in W_out when ``autoregressive``) and m(t) = 1 on input steps (a prefix of the sequence):
+        e(t) = m(t) u(t) ("add"), e(t) = m(t) (u(t) - c'(t)) ("replace", c'(t) the lag sum of the known written
+        values, so that w(t) = u(t) exactly on input steps). :func:`wavezoo.core.linear_boundary.solve` gives w;
+        y = W_out w, or (autoregressive) y^ = W_out c with c(t) = sum_k A_k w(t-k) and y = y^ + m x ("add"),
+        m x + (1 - m) y^ ("replace"). The solve and its FFTs run in float64 on the CPU (as ``lbc_ssm``'s
+        ``precision="auto"``; float32 FFTs round to ~1e-7 relative), in the model's dtype elsewhere."""
+        substrate, steps = state
+        length, dtype = x.shape[1], x.dtype
+        work = torch.float64 if x.device.type == "cpu" else dtype
+        lags = self.memory.boundary.lag_operators().to(work)
+        generate = (self.input_map.weight @ self.readout.weight).to(work) if self.autoregressive else None
+        lags_generated = lags if generate is None else generate @ lags  # G A_k
+        drive = self.input_map(x).to(work)  # u(t) = W_in x(t), [B, L, d]
+        substrate = substrate.to(work)
+        mask = None
+        if self.input_steps is not None:
+            time = torch.arange(length, device=x.device)
+            mask = (steps[:, None] + time[None] < self.input_steps)[..., None].to(work)  # [B, L, 1]
+        if self.input_mode == "add":
+            forcing = drive if mask is None else mask * drive
+        else:  # replace: on input steps w(t) = u(t), whose lag sums are known in advance
+            known = lag_sum(lags_generated, torch.cat([substrate, drive], dim=1), length)
+            forcing = mask * (drive - known)
+        rate = max(1.0, spectral_radius(lags_generated))  # a growing system is solved damped (see solve)
+        written = solve(lags_generated, forcing, substrate, rate)  # w(1 .. L)
+        columns = torch.cat([substrate, written], dim=1)
+        final = (columns[:, -self.memory.history :].to(dtype), steps + length)
+        if not self.autoregressive:
+            return self.readout(written.to(dtype)), final
+        computed = lag_sum(lags, columns, length)  # c(t) = f(h(t-1))
+        predicted = computed @ self.readout.weight.to(work).T
+        if self.input_mode == "add":
+            y = predicted + (x if mask is None else mask * x)
+        else:
+            y = mask * x + (1 - mask) * predicted
+        return y.to(dtype), final
 
 
 @register_model

@@ -1,0 +1,139 @@
+"""The one recurrence core: parallel == stepped in float64, one input path for forward / scan / step (issue 26)."""
+
+import itertools
+
+import pytest
+import torch
+
+import wavezoo
+from wavezoo import ConfigError
+from wavezoo.core.linear_boundary import solve, spectral_radius
+
+LENGTH = 300
+
+
+def stepped(model, x):
+    state, outputs = model.initial_state(x.shape[0]), []
+    for t in range(x.shape[1]):
+        y_t, state = model.step(x[:, t], state)
+        outputs.append(y_t)
+    return torch.stack(outputs, 1)
+
+
+def recursion(lags, drive, past):
+    values = list(past.unbind(1))
+    for t in range(drive.shape[1]):
+        new = sum(lags[k - 1] @ values[-k][..., None] for k in range(1, lags.shape[0] + 1))[..., 0] + drive[:, t]
+        values.append(new)
+    return torch.stack(values[past.shape[1] :], 1)
+
+
+def test_the_solver_is_the_recursion():
+    """w(t) = sum_k A_k w(t-k) + e(t) from a given past; a growing system solved damped (rate = its spectral
+    radius) keeps its relative precision."""
+    torch.manual_seed(0)
+    lags, past, drive = torch.randn(5, 3, 3).double() * 0.12, torch.randn(2, 5, 3).double(), torch.randn(2, 70, 3)
+    drive = drive.double()
+    assert (solve(lags, drive, past) - recursion(lags, drive, past)).abs().max() < 1e-12
+    lags = lags * 3
+    rate = spectral_radius(lags)
+    assert rate > 1.1
+    reference = recursion(lags, drive, past)
+    assert (solve(lags, drive, past, rate) - reference).abs().max() < 1e-12 * reference.abs().max()
+
+
+RULES = [
+    (mode, steps, ar)
+    for mode, steps, ar in itertools.product(["add", "replace"], [None, 8, 3], [False, True])
+    if not (mode == "replace" and steps is None)
+]
+
+
+@pytest.mark.parametrize(("input_mode", "input_steps", "autoregressive"), RULES)
+def test_twm_lbc_parallel_is_the_stepped_form_in_float64(input_mode, input_steps, autoregressive):
+    """Length 300, float64: <= 1e-10 for a stable boundary; relative 1e-10 for the (growing) default init."""
+    torch.manual_seed(0)
+    model = wavezoo.create_model("twm_lbc", input_size=4, output_size=4, hidden_size=32, input_mode=input_mode,
+                                 input_steps=input_steps, autoregressive=autoregressive).double()  # fmt: skip
+    x = torch.randn(2, LENGTH, 4, dtype=torch.float64)
+    with torch.no_grad():
+        reference = stepped(model, x)
+        assert (model(x) - reference).abs().max() <= 1e-10 * reference.abs().max()
+        model.memory.boundary.phi.mul_(0.5)  # stable: spectral radius < 1
+        model.input_map.weight.mul_(0.5)
+        reference = stepped(model, x)
+        assert (model(x) - reference).abs().max() <= 1e-10
+        first, state = model.scan(x[:, :123])
+        second, _ = model.scan(x[:, 123:], state)
+        assert (torch.cat([first, second], 1) - reference).abs().max() <= 1e-10
+
+
+@pytest.mark.parametrize("gating", [True, False])
+def test_lbc_ssm_parallel_is_the_stepped_form_in_float64(gating):
+    torch.manual_seed(0)
+    model = wavezoo.create_model("lbc_ssm", input_size=3, output_size=2, hidden_size=64, gating=gating).double()
+    for module in model.modules():
+        if hasattr(module, "set_feedback"):
+            module.set_feedback(torch.rand(module.channels, module.state_size).double() * 0.9 / module.state_size)
+    x = torch.randn(2, LENGTH, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert (model(x) - stepped(model, x)).abs().max() <= 1e-10
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_scan_reads_token_ids_like_forward(name):
+    """scan(ids) == forward(ids) for every family built with vocab_size (it used to skip the embedding)."""
+    torch.manual_seed(0)
+    model = wavezoo.create_model(name, input_size=7, output_size=3, hidden_size=32, vocab_size=7).eval()
+    ids = torch.randint(0, 7, (2, 9))
+    with torch.no_grad():
+        y, _ = model.scan(ids)
+        assert torch.allclose(y, model(ids), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", wavezoo.list_models())
+def test_bad_model_inputs_are_one_line_errors(name):
+    """Issue 25 F7: batch 0, bool inputs, step(x, None), initial_state(-1); other float dtypes are cast."""
+    torch.manual_seed(0)
+    model = wavezoo.create_model(name, input_size=3, output_size=2, hidden_size=32).eval()
+    with pytest.raises(ConfigError, match=r"got input of shape \(0, 5, 3\): an empty batch; expected batch >= 1"):
+        model(torch.zeros(0, 5, 3))
+    with pytest.raises(ConfigError, match=r"got x_t of shape \(0, 3\): an empty batch"):
+        model.step(torch.zeros(0, 3), model.initial_state(1))
+    with pytest.raises(ConfigError, match=r"got input of dtype torch.bool; expected float features or integer"):
+        model(torch.zeros(2, 5, 3, dtype=torch.bool))
+    with pytest.raises(ConfigError, match=r"got x_t of dtype torch.bool"):
+        model.step(torch.zeros(2, 3, dtype=torch.bool), model.initial_state(2))
+    with pytest.raises(ConfigError, match=r"step got state=None; expected a state: start a stream from"):
+        model.step(torch.zeros(2, 3), None)
+    for bad in (-1, 0):
+        with pytest.raises(ConfigError, match=rf"batch_size={bad} is invalid: expected an integer >= 1"):
+            model.initial_state(bad)
+    x = torch.randn(2, 5, 3)
+    with torch.no_grad():
+        reference = model(x)
+        for dtype in (torch.float64, torch.float16):
+            y = model(x.to(dtype))
+            assert y.dtype == torch.float32
+            assert torch.allclose(y, model(x.to(dtype).float()), atol=1e-6)
+            y_t, _ = model.step(x[:, 0].to(dtype), model.initial_state(2))
+            assert y_t.dtype == torch.float32
+        assert torch.allclose(model(x.double()), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{}, {"num_layers": 2, "residual": True}, {"num_heads": 1}])
+def test_teacher_forced_sbc_parallel_is_the_stepped_form_in_float64(options):
+    """sbc_transformer(form="teacher_forced"): one SDPA sliding-window attention per layer == the windowed step."""
+    torch.manual_seed(0)
+    model = wavezoo.create_model("sbc_transformer", input_size=4, output_size=3, hidden_size=32,
+                                 form="teacher_forced", **options).double()  # fmt: skip
+    x = torch.randn(2, LENGTH, 4, dtype=torch.float64)
+    with torch.no_grad():
+        assert (model(x) - stepped(model, x)).abs().max() <= 1e-10
+
+
+def test_teacher_forced_sbc_refuses_the_recurrent_input_rule():
+    with pytest.raises(ConfigError, match="form='teacher_forced' reads every input as a token"):
+        wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, form="teacher_forced", input_steps=8)
+    with pytest.raises(ConfigError, match="form='parallel' is invalid: expected one of 'recurrent', 'teacher_forced'"):
+        wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, form="parallel")

@@ -1,0 +1,131 @@
+"""The linear boundary condition solved in parallel: the one LBC system of wavezoo (``twm_lbc`` and ``lbc_ssm``).
+
+A traveling wave with a linear boundary is a vector autoregression of its boundary column w(t) in R^d (paper
+sec. 3.1; the interior only shifts it):
+
+    w(t) = sum_{k=1}^{s} A_k w(t - k) + e(t),        t = 1 .. L,     w(1 - s) .. w(0) given ("past"),
+
+**one index convention**, lag order: ``lags[..., k - 1, :, :]`` = A_k weighs the value k steps old (the TWM's
+Phi_{s+1-k}; :meth:`wavezoo.models.twm.LinearBoundary.lag_operators`). Tensors carry independent groups ``*G``
+(the channels of an SSM, each a d = 1 wave; none for a TWM): ``lags [*G, s, d, d]``, signals ``[B, *G, L, d]``,
+``past [B, *G, s, d]`` oldest first (the TWM substrate order).
+
+Solution without a loop over time: with a = (I - sum_k A_k z^k)^{-1} the matrix impulse response,
+
+    w = a * (e + fed),     fed(t) = sum_{k >= t} A_k w(t - k)   (what the stored past feeds back, t <= s),
+
+the power-series inverse by Newton's iteration a <- a (2I - P a) (log2 L rounds of FFT products, each exact to
+twice as many coefficients) and every convolution by FFT: O(L log L) work, and a number of tensor operations that
+grows only with log2 L (``tests/core/test_linear_boundary.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _fft_size(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+SMALL = 16  # waves per column up to which the per-frequency products are broadcast (not batched matmuls)
+
+
+def _frequency_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` over a batch of frequencies. For small matrices a broadcast product and a sum (a fixed number of
+    ops: the CPU's batched matmul loops over small matrices one by one, dispatching ops per frequency), else
+    ``torch.matmul``."""
+    if a.shape[-1] > SMALL:  # complex as four real matmuls (a complex batched matmul loops on the CPU)
+        real = a.real @ b.real - a.imag @ b.imag
+        return torch.complex(real, a.real @ b.imag + a.imag @ b.real)
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+
+
+def _frequency_apply(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``a [*G, F, d, d]`` (complex) applied to the vectors ``v [B, *G, F, d]``: for every frequency one real
+    matmul of the whole batch, ``[B, 2d] @ [2d, 2d]`` (the complex product in real blocks: a batched matmul of
+    complex or of small matrices dispatches ops per matrix on the CPU, so its op count would grow with L)."""
+    batch = v.shape[: v.dim() - a.dim() + 1]
+    rows = v.reshape(-1, *v.shape[len(batch) :]).movedim(0, -2)  # [*G, F, B, d]
+    rows = torch.cat([rows.real, rows.imag], dim=-1)  # [*G, F, B, 2d]
+    ar, ai = a.real.transpose(-1, -2), a.imag.transpose(-1, -2)
+    blocks = torch.cat([torch.cat([ar, ai], dim=-1), torch.cat([-ai, ar], dim=-1)], dim=-2)  # [*G, F, 2d, 2d]
+    out = rows @ blocks
+    dim = a.shape[-1]
+    out = torch.complex(out[..., :dim], out[..., dim:]).movedim(-2, 0)
+    return out.reshape(*batch, *v.shape[len(batch) :])
+
+
+def series_product(a: torch.Tensor, b: torch.Tensor, length: int, vector: bool = False) -> torch.Tensor:
+    """First ``length`` coefficients of the product of two power series, by FFT along the time dim.
+
+    ``a [..., La, p, q]`` (a matrix series) times ``b [..., Lb, q, r]``, or with ``vector=True`` times a vector
+    series ``b [..., Lb, q]``; leading dims broadcast. With p = q = 1 the product is elementwise."""
+    time = -2 if vector else -3
+    size = _fft_size(a.shape[-3] + b.shape[time])
+    if a.shape[-1] == a.shape[-2] == b.shape[-1] == 1:  # scalar waves (d = 1): FFTs along the contiguous last dim
+        scalar_a, scalar_b = a.flatten(-3), (b.flatten(-2) if vector else b.flatten(-3))  # views, no copies
+        out = torch.fft.irfft(torch.fft.rfft(scalar_a, size) * torch.fft.rfft(scalar_b, size), size)[..., :length]
+        return out.unsqueeze(-1) if vector else out.unsqueeze(-1).unsqueeze(-1)
+    fa = torch.fft.rfft(a, size, dim=-3)
+    fb = torch.fft.rfft(b, size, dim=time)
+    if a.shape[-1] == a.shape[-2] == 1:
+        fy = fa[..., 0] * fb if vector else fa * fb
+    else:
+        fy = _frequency_apply(fa, fb) if vector else _frequency_matmul(fa, fb)
+    out = torch.fft.irfft(fy, size, dim=time)
+    return out[..., :length, :] if vector else out[..., :length, :, :]
+
+
+def impulse_response(lags: torch.Tensor, length: int) -> torch.Tensor:
+    """a_0 .. a_{length-1} ``[*G, length, d, d]`` of (I - sum_k A_k z^k)^{-1}: w after an impulse e(1) = I."""
+    dim = lags.shape[-1]
+    eye = torch.eye(dim, dtype=lags.dtype, device=lags.device).expand(*lags.shape[:-3], 1, dim, dim)
+    poly = torch.cat([eye, -lags], dim=-3)  # P(z) = I - sum_k A_k z^k
+    inverse, exact = eye, 1
+    while exact < length:
+        exact = min(2 * exact, length)
+        correction = -series_product(poly[..., :exact, :, :], inverse, exact)
+        correction = correction + torch.cat([2 * eye, torch.zeros_like(correction[..., 1:, :, :])], dim=-3)
+        inverse = series_product(inverse, correction, exact)
+    return inverse
+
+
+def lag_sum(lags: torch.Tensor, sequence: torch.Tensor, length: int) -> torch.Tensor:
+    """c(t) = sum_{k=1}^{s} A_k v(t - k) for t = 1 .. ``length``, from ``sequence`` = v(1 - s) .. v(length - 1)
+    ``[B, *G, s + length - 1 (or more), d]`` (oldest first): the boundary's value before the input is written."""
+    history = lags.shape[-3]
+    kernel = torch.cat([torch.zeros_like(lags[..., :1, :, :]), lags], dim=-3)  # A_0 = 0
+    return series_product(kernel, sequence, history + length, vector=True)[..., history:, :]
+
+
+def spectral_radius(lags: torch.Tensor) -> float:
+    """The largest |eigenvalue| of the block companion matrix of ``lags [s, d, d]`` (a float, no gradient)."""
+    from wavezoo.core.operators import companion_matrix  # lag order, as here
+
+    with torch.no_grad():
+        return float(torch.linalg.eigvals(companion_matrix(lags.detach().double().cpu())).abs().max())
+
+
+def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = None, rate: float = 1.0) -> torch.Tensor:
+    """w(1 .. L) ``[B, *G, L, d]`` of w(t) = sum_k A_k w(t - k) + e(t) for ``drive`` e ``[B, *G, L, d]`` from
+    ``past`` w(1 - s) .. w(0) ``[B, *G, s, d]`` (oldest first; None: zeros).
+
+    ``rate`` > 1 (an upper bound of the growth, e.g. :func:`spectral_radius`) solves the damped system of
+    v(t) = rate^-t w(t) (A_k -> rate^-k A_k, e(t) -> rate^-t e(t)) and scales back: the FFTs then see a bounded
+    impulse response, so a growing system keeps its relative precision (without it, the early terms of a growing
+    series would carry the rounding error of the late ones)."""
+    length, history = drive.shape[-2], lags.shape[-3]
+    if rate != 1.0:
+        lag_power = rate ** -torch.arange(1, history + 1, dtype=lags.dtype, device=lags.device)
+        time = torch.arange(1 - history, length + 1, dtype=drive.dtype, device=drive.device)
+        damping = (rate**-time)[:, None]  # t = 1 - s .. L
+        lags = lags * lag_power[:, None, None]
+        drive = drive * damping[history:]
+        past = None if past is None else past * damping[:history]
+    if past is not None:
+        fed = lag_sum(lags, torch.cat([past, torch.zeros_like(past)], dim=-2), history)  # t = 1 .. s
+        fed = fed[..., :length, :]
+        drive = drive + torch.cat([fed, fed.new_zeros(*fed.shape[:-2], length - fed.shape[-2], fed.shape[-1])], -2)
+    solution = series_product(impulse_response(lags, length), drive, length, vector=True)
+    return solution if rate == 1.0 else solution / damping[history:]
