@@ -2,13 +2,16 @@
 
 Skipped where torch sees no CUDA device, so CPU CI is unchanged; ``scripts/gpu_check.sh`` runs it on a borrowed GPU.
 Tolerances: float32 on CUDA may use TF32 matmuls (cuBLAS/cuDNN), hence 2e-3 relative; bf16 autocast keeps about
-three significant digits, hence 5e-2 relative on the outputs.
+three significant digits, hence 5e-2 relative on the outputs. Gradients through T steps of a recurrence that does not
+contract (the iRNN: W_hh = I) carry one TF32 rounding (unit roundoff 2^-11) per step forward and per step backward,
+hence a bound of 2 T 2^-11 (1.1e-2 at T = 11) where the 5e-3 of the contracting families is too tight.
 """
 
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 import wavezoo
 
@@ -18,6 +21,10 @@ pytestmark = [
 ]
 
 FAMILIES = wavezoo.list_models()
+
+
+TF32_UNIT = 2.0**-11  # unit roundoff of TF32's 10-bit mantissa
+STEPS = 11
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -38,14 +45,15 @@ def test_forward_and_backward_on_cuda_equal_the_cpu(name, training):
     cpu, gpu = pair(name)
     cpu.train(training)
     gpu.train(training)
-    x = torch.randn(4, 11, 3)
+    x = torch.randn(4, STEPS, 3)
     y_cpu, y_gpu = cpu(x), gpu(x.cuda())
     assert y_gpu.device.type == "cuda" and relative_error(y_gpu, y_cpu) < 2e-3
     y_cpu.square().mean().backward()
     y_gpu.square().mean().backward()
+    tolerance = 2 * STEPS * TF32_UNIT if name == "irnn" else 5e-3  # see the module docstring
     for (label, p_cpu), p_gpu in zip(cpu.named_parameters(), gpu.parameters(), strict=True):
         if p_cpu.grad is not None and p_cpu.grad.norm() > 0:
-            assert relative_error(p_gpu.grad, p_cpu.grad) < 5e-3, label
+            assert relative_error(p_gpu.grad, p_cpu.grad) < tolerance, label
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -84,6 +92,28 @@ def test_a_published_checkpoint_gives_its_metric_on_cuda():
     assert compare_metrics(evaluate(name, accelerator="gpu"), pretrained_info(name)["metrics"]) == []
 
 
+def tensors(batch):
+    if isinstance(batch, torch.Tensor):
+        yield batch
+    elif isinstance(batch, dict):
+        for value in batch.values():
+            yield from tensors(value)
+    elif isinstance(batch, (list, tuple)):
+        for value in batch:
+            yield from tensors(value)
+
+
+class DevicesSeen(Callback):
+    """Records the device type of every training batch's tensors and of the model's parameters at each step."""
+
+    def __init__(self) -> None:
+        self.devices: set[str] = set()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.devices |= {t.device.type for t in tensors(batch)}
+        self.devices.add(next(pl_module.parameters()).device.type)
+
+
 @pytest.mark.parametrize("task", ["variable_binding", "copy", "digits"])
 def test_training_batches_move_to_the_device(task, tmp_path):
     """A short fit of a paper task, a synthetic task and a real benchmark on one GPU in bf16-mixed precision."""
@@ -95,8 +125,11 @@ def test_training_batches_move_to_the_device(task, tmp_path):
                "enable_progress_bar": "false", "default_root_dir": str(tmp_path)}  # fmt: skip
     args = ["--config", str(path)] + [item for key, value in options.items() for item in (f"--trainer.{key}", value)]
     cli = build_cli(args, run=False)
+    seen = DevicesSeen()
+    cli.trainer.callbacks.append(seen)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    assert cli.trainer.global_step == 20 and next(cli.model.parameters()).device.type == "cuda"
+    # during the fit (Lightning's teardown moves the model back to the CPU afterwards)
+    assert cli.trainer.global_step == 20 and seen.devices == {"cuda"}, seen.devices
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")

@@ -24,6 +24,8 @@ Per step it runs k GEMMs and three elementwise passes forward and backward; ever
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -295,6 +297,27 @@ class WaveScan(torch.autograd.Function):
         return grad_x, grad_w_in, grad_b_in, grad_kernel, grad_h0, grad_w_out, None, None
 
 
+BACKENDS = ("auto", "reference", "triton")
+
+
+def scan_backend(x: torch.Tensor, backend: str | None = None) -> str:
+    """The wave scan that runs for ``x``: ``backend`` if given, else the ``WAVEZOO_WAVE_SCAN`` environment variable,
+    else ``"auto"``: the fused Triton scan (:mod:`wavezoo.core.wave_scan_triton`) on CUDA when triton is installed
+    (float32, bfloat16 or float16 inputs; float64 stays on the reference),
+    the reference :class:`WaveScan` otherwise (always on the CPU, unless forced, e.g. under ``TRITON_INTERPRET=1``)."""
+    from wavezoo.errors import check_choice
+
+    name = backend if backend is not None else os.environ.get("WAVEZOO_WAVE_SCAN", "auto")
+    name = check_choice("wave scan backend", name, BACKENDS)
+    if name == "auto":
+        if not x.is_cuda or x.dtype == torch.float64:  # the Triton scan computes in fp32
+            return "reference"
+        from wavezoo.core import wave_scan_triton
+
+        return "triton" if wave_scan_triton.available() else "reference"
+    return name
+
+
 def wave_scan(
     x: torch.Tensor,
     in_weight: torch.Tensor,
@@ -304,6 +327,13 @@ def wave_scan(
     out_weight: torch.Tensor,
     nonlinearity: str,
     pooled: bool = False,
+    backend: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """:class:`WaveScan` (y ``[T B, O]``, h(1..T) ``[c, T, B, n]`` or ``None`` when ``pooled``)."""
+    """y ``[T B, O]`` and h(1..T) ``[c, T, B, n]`` (``None`` when ``pooled`` on the reference path): :class:`WaveScan`
+    or the fused Triton scan, as :func:`scan_backend` chooses (``pooled`` concerns the reference path only)."""
+    if scan_backend(x, backend) == "triton":
+        from wavezoo.core.wave_scan_triton import triton_wave_scan
+
+        y, states = triton_wave_scan(x, in_weight, in_bias, kernel, h0, out_weight, nonlinearity)
+        return y, None if pooled else states
     return WaveScan.apply(x, in_weight, in_bias, kernel, h0, out_weight, nonlinearity, pooled)

@@ -11,9 +11,14 @@ Streaming state (:meth:`RecurrentBaseline.initial_state`): torch's own ``h_n`` l
 hidden_size]`` zeros at the start (Elman, iRNN, GRU), and the pair ``(h, c)`` of two such tensors for an LSTM.
 :meth:`RecurrentBaseline.forward_step` runs the same ``nn.RNN``/``nn.GRU``/``nn.LSTM`` module on a length-1
 sequence, so a step and the fused sequence kernel share every weight and equation.
+
+On CUDA, cuDNN's RNN backward runs in training mode only; gradients in eval mode (the paper's gradient analysis)
+run the module with cuDNN disabled for that call (:meth:`RecurrentBaseline.run`), i.e. torch's native kernels.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -70,12 +75,19 @@ class RecurrentBaseline(SequenceModel):
     def forward_step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         if self.cell == "lstm":
             state = tuple(state)  # nn.LSTM insists on a tuple (h, c)
-        h, state = self.rnn(x_t.unsqueeze(1), state)
+        h, state = self.run(x_t.unsqueeze(1), state)
         return self.readout(h[:, 0]), state
+
+    def run(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """``self.rnn(x, state)``; on CUDA in eval mode with gradients enabled, with cuDNN disabled (its RNN backward
+        refuses eval mode)."""
+        eval_grad = x.is_cuda and not self.training and torch.is_grad_enabled()
+        with torch.backends.cudnn.flags(enabled=False) if eval_grad else contextlib.nullcontext():
+            return self.rnn(x, state)
 
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
         """Last layer's hidden state h(t) for every step, ``[batch, time, hidden_size]`` (h(0) = 0)."""
-        return self.rnn(x)[0]
+        return self.run(x)[0]
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
         return self.readout(self.hidden_states(x))

@@ -16,7 +16,9 @@ many steps a wave carries an input before it comes round again. The published ch
 
 The recurrence is structured end to end: :class:`wavezoo.core.circular.WaveScan` runs the whole sequence (input
 projection, k-tap circular convolution, readout) in one autograd node with a hand-written backward, never forming
-the dense (c n) x (c n) matrix. :meth:`WaveRNN.recurrent_matrix` builds that matrix for the analysis only.
+the dense (c n) x (c n) matrix. On CUDA :func:`~wavezoo.core.circular.wave_scan` runs the same recurrence as a
+fused Triton scan instead (:mod:`wavezoo.core.wave_scan_triton`; ``WAVEZOO_WAVE_SCAN`` picks the backend).
+:meth:`WaveRNN.recurrent_matrix` builds that matrix for the analysis only.
 
 Streaming state: h(t) ``[batch, hidden_size]`` in the channel-major (channel, cell) layout, zeros at the start.
 :meth:`WaveRNN.forward_step` applies the same convolution (:meth:`WaveRNN.convolve`) and equals the sequence path to
