@@ -317,7 +317,7 @@ def triton_sbc_scan(model, x: torch.Tensor, state) -> tuple[torch.Tensor, tuple]
         boundary.head_dim, boundary.scale, model.input_mode == "replace",
     )  # fmt: skip
     new, computed = new.transpose(0, 1), computed.transpose(0, 1)  # [B, L, d]
-    final = torch.cat([substrate.to(new.dtype), new], dim=1)[:, -history:]
+    final = torch.cat([substrate, new], dim=1)[:, -history:]  # (dtypes promote as in the reference shift)
     if not model.autoregressive:
         return model.readout(new), (final, steps + length)
     predicted = model.readout(computed)
