@@ -273,8 +273,9 @@ def sbc_check() -> None:
             print(f"  sbc {label}: FAILED\n{traceback.format_exc()}", flush=True)
     print(f"== twm_sbc s=d=8 fwd+bwd at B{b} L{t}, median ms")
     for label, options in SBC_RULES.items():
+        tag = label.split(" (")[0]
         for backend, autocast in (("triton", False), ("triton", True), ("reference", False)):
-            name = f"sbc {label.split(" (")[0]} {backend}{' bf16 autocast' if autocast else ''}"
+            name = f"sbc {tag} {backend}{' bf16 autocast' if autocast else ''}"
             try:
                 env(WAVEZOO_SBC_SCAN=backend)
                 m = sbc_model(**options)
@@ -287,7 +288,7 @@ def sbc_check() -> None:
                 row(name, fn, b, t, repeats=3 if backend == "reference" else 7)
             except Exception:  # noqa: BLE001
                 print(f"  {name} FAILED\n{traceback.format_exc()}", flush=True)
-        slow, fast = f"sbc {label.split(" (")[0]} reference", f"sbc {label.split(" (")[0]} triton"
+        slow, fast = f"sbc {tag} reference", f"sbc {tag} triton"
         if slow in RESULTS and fast in RESULTS:
             print(f"  {slow} / {fast}: {RESULTS[slow] / RESULTS[fast]:.2f}x")
     env(WAVEZOO_SBC_SCAN=None)
