@@ -16,7 +16,7 @@
 3. The fused Triton SBC scan of ``twm_sbc`` (wavezoo.core.sbc_scan_triton) at the variable-binding size (s = d = 8,
    B64 L108, configs/variable_binding/twm_sbc.yaml: autoregressive, "replace", input_steps 8; and the driven "add"
    rule): correctness against the reference step loop on CUDA (y and every gradient), then fwd+bwd timings of both
-   paths, bf16 autocast, and the ratio.
+   paths (Triton at 4, 2 and 1 warps per program, WAVEZOO_SBC_WARPS), bf16 autocast, and the ratio.
 """
 
 from __future__ import annotations
@@ -274,10 +274,12 @@ def sbc_check() -> None:
     print(f"== twm_sbc s=d=8 fwd+bwd at B{b} L{t}, median ms")
     for label, options in SBC_RULES.items():
         tag = label.split(" (")[0]
-        for backend, autocast in (("triton", False), ("triton", True), ("reference", False)):
+        for backend, autocast, warps in (("triton", False, "4"), ("triton", False, "2"), ("triton", False, "1"),
+                                         ("triton", True, "4"), ("reference", False, "4")):  # fmt: skip
             name = f"sbc {tag} {backend}{' bf16 autocast' if autocast else ''}"
+            name += f" {warps} warps" if backend == "triton" and warps != "4" else ""
             try:
-                env(WAVEZOO_SBC_SCAN=backend)
+                env(WAVEZOO_SBC_SCAN=backend, WAVEZOO_SBC_WARPS=warps)
                 m = sbc_model(**options)
 
                 def fn(m=m, autocast=autocast):
@@ -291,7 +293,7 @@ def sbc_check() -> None:
         slow, fast = f"sbc {tag} reference", f"sbc {tag} triton"
         if slow in RESULTS and fast in RESULTS:
             print(f"  {slow} / {fast}: {RESULTS[slow] / RESULTS[fast]:.2f}x")
-    env(WAVEZOO_SBC_SCAN=None)
+    env(WAVEZOO_SBC_SCAN=None, WAVEZOO_SBC_WARPS=None)
 
 
 def main() -> None:

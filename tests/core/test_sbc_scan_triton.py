@@ -19,7 +19,7 @@ pytest.importorskip("triton")
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 interpreted_only = pytest.mark.skipif(not INTERPRETED, reason="runs in the TRITON_INTERPRET=1 subprocess")
 
-from wavezoo.core.sbc_scan_triton import check_supported, sbc_backend  # noqa: E402
+from wavezoo.core.sbc_scan_triton import check_supported, sbc_backend, warps  # noqa: E402
 from wavezoo.errors import ConfigError  # noqa: E402
 from wavezoo.models.twm import AttentionBoundary, LinearBoundary, WaveMemoryModel, twm_sbc  # noqa: E402
 
@@ -105,6 +105,14 @@ def test_the_backend_is_the_reference_on_the_cpu_unless_forced(monkeypatch):
     monkeypatch.setenv("WAVEZOO_SBC_SCAN", "cuda")
     with pytest.raises(ConfigError, match="SBC scan backend='cuda'"):
         sbc_backend(x)
+
+
+def test_bad_warps_are_refused_in_one_line(monkeypatch):
+    monkeypatch.setenv("WAVEZOO_SBC_WARPS", "3")
+    with pytest.raises(ConfigError, match="WAVEZOO_SBC_WARPS='3'"):
+        warps()
+    monkeypatch.setenv("WAVEZOO_SBC_WARPS", "2")
+    assert warps() == 2
 
 
 def test_other_boundaries_are_refused_in_one_line():

@@ -51,6 +51,16 @@ def available() -> bool:
     return triton is not None
 
 
+def warps() -> int:
+    """Warps per program, ``WAVEZOO_SBC_WARPS`` (default 4), read at every launch so a benchmark can compare them: at
+    s = d = 8 a step's tensors hold 64 - 512 values, so fewer warps may win (ptxas for sm_90a: no spills at 1, 2 or
+    4 warps; forward 48 registers at 4, backward 88)."""
+    value = os.environ.get("WAVEZOO_SBC_WARPS", "4")
+    if value not in ("1", "2", "4", "8", "16"):
+        raise ConfigError(f"WAVEZOO_SBC_WARPS={value!r} is invalid: expected 1, 2, 4, 8 or 16")
+    return int(value)
+
+
 def sbc_backend(x: torch.Tensor, backend: str | None = None) -> str:
     """The SBC scan that runs for ``x``: ``backend`` if given, else ``WAVEZOO_SBC_SCAN``, else ``"auto"``: the fused
     Triton scan on CUDA when triton is installed (float32, bfloat16, float16; float64 stays on the reference), the
@@ -242,9 +252,9 @@ class TritonSBCScan(torch.autograd.Function):
         new = torch.empty_like(args[0])
         comp = torch.empty_like(args[0])
         forward, _ = _kernels()
-        forward[(batch,)](*args, new, comp, steps, batch, float(scale), **sizes, REPLACE=replace, num_warps=4)
+        forward[(batch,)](*args, new, comp, steps, batch, float(scale), **sizes, REPLACE=replace, num_warps=warps())
         ctx.save_for_backward(*args, new)
-        ctx.sizes, ctx.scale, ctx.replace = sizes, float(scale), replace
+        ctx.sizes, ctx.scale, ctx.replace, ctx.warps = sizes, float(scale), replace, warps()
         return new, comp
 
     @staticmethod
@@ -264,7 +274,7 @@ class TritonSBCScan(torch.autograd.Function):
         _, backward = _kernels()
         backward[(batch,)](drive, mask, h0, wq, wk, wv, wo, gen, qpos, kpos, new, grad_new, grad_comp,
                            grad_drive, grad_h0, grad_w, steps, batch, ctx.scale, **sz, REPLACE=ctx.replace,
-                           num_warps=4)  # fmt: skip
+                           num_warps=ctx.warps)  # fmt: skip
         total = grad_w.sum(0)
         parts, start = [], 0
         for rows, cols, keep in ((ep, dp, (e, d)), (ep, dp, (e, d)), (ep, dp, (e, d)), (dp, ep, (d, e)),

@@ -353,7 +353,9 @@ class WaveMemoryModel(SequenceModel):
         return y_t, (substrate, steps + 1)
 
     def scan_sequence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """The LBC in parallel (:meth:`linear_scan`); any other boundary step by step (:meth:`advance`)."""
+        """The LBC in parallel (:meth:`linear_scan`); the SBC on CUDA by the fused Triton scan
+        (:mod:`wavezoo.core.sbc_scan_triton`, ``WAVEZOO_SBC_SCAN``); any other boundary step by step
+        (:meth:`advance`)."""
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         if isinstance(self.memory.boundary, LinearBoundary):
