@@ -94,6 +94,20 @@ def test_triton_sbc_scan_over_many_ring_turns_with_an_output_map_and_a_scale(mon
     assert max(relative(a, b) for a, b in zip(grads[2:], grads_ref[2:], strict=True)) < 1e-5
 
 
+@interpreted_only
+def test_bfloat16_inputs_are_read_and_written_in_bfloat16_and_computed_in_float32(monkeypatch):
+    torch.manual_seed(0)
+    model = twm_sbc(3, 3, hidden_size=16, history=4).to(torch.bfloat16)
+    x = torch.randn(2, 9, 3).to(torch.bfloat16)
+    state = model.initial_state(2)
+    y, final, _, grads = results(model, x, state, "triton", monkeypatch)
+    assert y.dtype == final.dtype == torch.bfloat16 and all(g.dtype == torch.bfloat16 for g in grads)
+    exact = model.double()  # the same (bf16-valued) parameters in float64
+    y_ref, _, _, grads_ref = results(exact, x.double(), (state[0].double(), state[1]), "reference", monkeypatch)
+    assert relative(y, y_ref) < 1.5e-2  # bf16 rounding (2^-8 relative) of inputs and stored outputs; measured 5.8e-3
+    assert max(relative(a, b) for a, b in zip(grads, grads_ref, strict=True)) < 2e-2  # measured 9.4e-3
+
+
 def test_the_backend_is_the_reference_on_the_cpu_unless_forced(monkeypatch):
     x = torch.zeros(2, 3)
     monkeypatch.delenv("WAVEZOO_SBC_SCAN", raising=False)
