@@ -121,6 +121,25 @@ def test_the_backend_is_the_reference_on_the_cpu_unless_forced(monkeypatch):
         sbc_backend(x)
 
 
+@pytest.mark.skipif(INTERPRETED, reason="compiles the GPU kernels; runs in the ordinary process")
+def test_the_kernels_compile_for_a_hopper_gpu_without_one():
+    """The interpreter runs the kernels as Python; this runs Triton's GPU compiler (to sm_90 machine code, ptxas
+    included) on the CPU, so what only the compiler rejects (types of loop-carried values, layouts) shows here."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile
+
+    from wavezoo.core.sbc_scan_triton import _kernels
+
+    sizes = dict(S=5, D=3, E=6, DH=3, SP=8, DP=4, EP=8, REPLACE=True)
+    pointers = {"forward": 12, "backward": 16}
+    for kernel, (name, count) in zip(_kernels(), pointers.items(), strict=True):
+        names = kernel.arg_names
+        signature = {n: "*fp32" for n in names[:count]} | {"T": "i32", "B": "i32", "scale": "fp32"}
+        signature |= {key: "constexpr" for key in sizes}
+        compiled = compile(ASTSource(kernel, signature, constexprs=sizes), target=GPUTarget("cuda", 90, 32))
+        assert compiled.asm["cubin"], name
+
+
 def test_bad_warps_are_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("WAVEZOO_SBC_WARPS", "3")
     with pytest.raises(ConfigError, match="WAVEZOO_SBC_WARPS='3'"):
