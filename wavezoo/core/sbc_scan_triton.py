@@ -53,8 +53,10 @@ def available() -> bool:
 
 def warps() -> int:
     """Warps per program, ``WAVEZOO_SBC_WARPS`` (default 4), read at every launch so a benchmark can compare them: at
-    s = d = 8 a step's tensors hold 64 - 512 values, so fewer warps may win (ptxas for sm_90a: no spills at 1, 2 or
-    4 warps; forward 48 registers at 4, backward 88)."""
+    s = d = 8 a step's tensors hold 64 - 512 values, so fewer warps may win. ptxas for sm_90a (compiled on the CPU,
+    not yet timed on a GPU): s = d = 8 no spills at 1 - 8 warps (4 warps: forward 54 registers, backward 80);
+    s = 42, d = 8, 2 heads (the recall configs) forward 96 registers at 4 warps, backward 168 with 8 bytes spilled at
+    4 warps and 127 without spills at 8."""
     value = os.environ.get("WAVEZOO_SBC_WARPS", "4")
     if value not in ("1", "2", "4", "8", "16"):
         raise ConfigError(f"WAVEZOO_SBC_WARPS={value!r} is invalid: expected 1, 2, 4, 8 or 16")
@@ -139,7 +141,6 @@ def _backward_kernel(
     je = tl.arange(0, EP)[None, :]
     ie = tl.arange(0, EP)[:, None]
     id_ = tl.arange(0, DP)[:, None]
-    js = tl.arange(0, SP)[None, :]
     dvec = tl.arange(0, DP)
     evec = tl.arange(0, EP)
     rows = r < S
@@ -159,7 +160,8 @@ def _backward_kernel(
     d_wo = tl.zeros((DP, EP), dtype=tl.float32)
     d_g = tl.zeros((DP, DP), dtype=tl.float32)
     d_qp = tl.zeros((EP,), dtype=tl.float32)
-    d_kp = tl.zeros((SP, EP), dtype=tl.float32)  # by site
+    base = grad_w + b * (3 * EP * DP + DP * EP + DP * DP + EP + SP * EP)
+    kp_acc = base + 3 * EP * DP + DP * EP + DP * DP + EP  # dL/d(W_k e_site) [SP, EP], zeroed by the caller
     for step in range(T):
         k = T - 1 - step
         # h(k - 1): ring row r holds new(kk), kk = the latest step < k with kk = r mod s (h(0)'s row r if kk < 0)
@@ -198,8 +200,9 @@ def _backward_kernel(
         d_sc = a * (d_a - tl.sum(a * d_a, axis=0)[None, :]) * scale
         d_q = tl.sum(d_sc * Kf, axis=0)
         d_kf = d_sc * q[None, :]
-        perm = (((js + S - k % S) % S == r) & (js < S)).to(tl.float32)  # [site, ring row]
-        d_kp += tl.sum(perm[:, :, None] * d_kf[None, :, :], axis=1)
+        kp_cells = kp_acc + site * EP + je  # ring rows -> their sites: a permutation, no two rows share a cell
+        tl.store(kp_cells, tl.load(kp_cells, mask=rows, other=0.0) + d_kf, mask=rows)
+        tl.debug_barrier()  # the next step reads these cells from other threads
         d_wk += tl.sum(d_kf[:, :, None] * H[:, None, :], axis=0)
         d_wv += tl.sum(d_v[:, :, None] * H[:, None, :], axis=0)
         d_h = tl.sum(d_kf[:, :, None] * Wk[None, :, :], axis=1) + tl.sum(d_v[:, :, None] * Wv[None, :, :], axis=1)
@@ -209,14 +212,12 @@ def _backward_kernel(
         d_ring += d_h + tl.where(r == newest, d_hq[None, :], 0.0)
     tl.store(grad_h0 + b * (S * D) + r * D + jd, d_ring.to(grad_h0.dtype.element_ty), mask=cells)
     # per-program weight gradients, padded: Wq, Wk, Wv (EP x DP), Wo (DP x EP), G (DP x DP), qp (EP), kp (SP x EP)
-    base = grad_w + b * (3 * EP * DP + DP * EP + DP * DP + EP + SP * EP)
     tl.store(base + ie * DP + jd, d_wq)
     tl.store(base + EP * DP + ie * DP + jd, d_wk)
     tl.store(base + 2 * EP * DP + ie * DP + jd, d_wv)
     tl.store(base + 3 * EP * DP + id_ * EP + je, d_wo)
     tl.store(base + 3 * EP * DP + DP * EP + id_ * DP + jd, d_g)
     tl.store(base + 3 * EP * DP + DP * EP + DP * DP + evec, d_qp)
-    tl.store(base + 3 * EP * DP + DP * EP + DP * DP + EP + r * EP + je, d_kp)
 
 
 _KERNELS: dict[bool, tuple] = {}
@@ -270,7 +271,7 @@ class TritonSBCScan(torch.autograd.Function):
         grad_drive = torch.empty_like(drive)
         grad_h0 = torch.empty_like(h0)
         width = 3 * ep * dp + dp * ep + dp * dp + ep + sp * ep
-        grad_w = drive.new_empty((batch, width), dtype=torch.float32)
+        grad_w = drive.new_zeros((batch, width), dtype=torch.float32)
         _, backward = _kernels()
         backward[(batch,)](drive, mask, h0, wq, wk, wv, wo, gen, qpos, kpos, new, grad_new, grad_comp,
                            grad_drive, grad_h0, grad_w, steps, batch, ctx.scale, **sz, REPLACE=ctx.replace,
