@@ -122,6 +122,7 @@ def test_the_backend_is_the_reference_on_the_cpu_unless_forced(monkeypatch):
 
 
 @pytest.mark.skipif(INTERPRETED, reason="compiles the GPU kernels; runs in the ordinary process")
+@pytest.mark.filterwarnings("ignore:TRITON_DEFAULT_FP_FUSION is unset")
 def test_the_kernels_compile_for_a_hopper_gpu_without_one():
     """The interpreter runs the kernels as Python; this runs Triton's GPU compiler (to sm_90 machine code, ptxas
     included) on the CPU, so what only the compiler rejects (types of loop-carried values, layouts) shows here."""
