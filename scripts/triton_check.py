@@ -13,6 +13,10 @@
    torch.nn.RNN with 4,096 units (cuDNN);
    tokens/s at batch 128 and 2,048 (length 196 for both: 2,048 x 784 fp32 states do not fit with their gradients);
    then the ratios. Every row catches and prints its own exception.
+3. The fused Triton SBC scan of ``twm_sbc`` (wavezoo.core.sbc_scan_triton) at the variable-binding size (s = d = 8,
+   B64 L108, configs/variable_binding/twm_sbc.yaml: autoregressive, "replace", input_steps 8; and the driven "add"
+   rule): correctness against the reference step loop on CUDA (y and every gradient), then fwd+bwd timings of both
+   paths (Triton at 4, 2 and 1 warps per program, WAVEZOO_SBC_WARPS), bf16 autocast, and the ratio.
 """
 
 from __future__ import annotations
@@ -241,6 +245,57 @@ def ratios() -> None:
         print(f"  best Triton row at B128 L784: {best[1]} {best[0]:.2f} ms (target <= 15 ms)")
 
 
+def sbc_model(**options):
+    from wavezoo.models.twm import twm_sbc
+
+    torch.manual_seed(0)
+    return twm_sbc(8, 8, hidden_size=64, history=8, **options).to(DEVICE)
+
+
+SBC_RULES = {
+    "AR replace k=8 (variable binding)": dict(autoregressive=True, input_mode="replace", input_steps=8),
+    "add, every step (driven)": {},
+}
+
+
+def sbc_check() -> None:
+    b, t = size(64), (12 if SMOKE else 108)
+    print(f"== twm_sbc s=d=8: the Triton SBC scan vs the reference step loop at B{b} L{t} (max abs diff (rel))")
+    x = torch.randn(b, t, 8, device=DEVICE)
+    for label, options in SBC_RULES.items():
+        try:
+            m = sbc_model(**options)
+            env(WAVEZOO_SBC_SCAN="reference")
+            ref = step(m, x)
+            env(WAVEZOO_SBC_SCAN="triton")
+            compare(f"sbc {label}", step(m, x), ref)
+        except Exception:  # noqa: BLE001
+            print(f"  sbc {label}: FAILED\n{traceback.format_exc()}", flush=True)
+    print(f"== twm_sbc s=d=8 fwd+bwd at B{b} L{t}, median ms")
+    for label, options in SBC_RULES.items():
+        tag = label.split(" (")[0]
+        for backend, autocast, warps in (("triton", False, "4"), ("triton", False, "2"), ("triton", False, "1"),
+                                         ("triton", True, "4"), ("reference", False, "4")):  # fmt: skip
+            name = f"sbc {tag} {backend}{' bf16 autocast' if autocast else ''}"
+            name += f" {warps} warps" if backend == "triton" and warps != "4" else ""
+            try:
+                env(WAVEZOO_SBC_SCAN=backend, WAVEZOO_SBC_WARPS=warps)
+                m = sbc_model(**options)
+
+                def fn(m=m, autocast=autocast):
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                        y = m(x)
+                    y.float().square().mean().backward()
+
+                row(name, fn, b, t, repeats=3 if backend == "reference" else 7)
+            except Exception:  # noqa: BLE001
+                print(f"  {name} FAILED\n{traceback.format_exc()}", flush=True)
+        slow, fast = f"sbc {tag} reference", f"sbc {tag} triton"
+        if slow in RESULTS and fast in RESULTS:
+            print(f"  {slow} / {fast}: {RESULTS[slow] / RESULTS[fast]:.2f}x")
+    env(WAVEZOO_SBC_SCAN=None, WAVEZOO_SBC_WARPS=None)
+
+
 def main() -> None:
     if not SMOKE and not torch.cuda.is_available():
         sys.exit("no CUDA device visible to torch (try --cpu-smoke)")
@@ -253,6 +308,7 @@ def main() -> None:
     print(f"  ({time.time() - start:.0f} s)", flush=True)
     timing()
     ratios()
+    sbc_check()
     print(f"total {time.time() - start:.0f} s")
 
 

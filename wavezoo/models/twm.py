@@ -34,6 +34,7 @@ x(t+1) = f(x(t-s+1), ..., x(t)), h[s](t) = x(s + t) (:func:`wavezoo.core.waves.w
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -352,11 +353,18 @@ class WaveMemoryModel(SequenceModel):
         return y_t, (substrate, steps + 1)
 
     def scan_sequence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """The LBC in parallel (:meth:`linear_scan`); any other boundary step by step (:meth:`advance`)."""
+        """The LBC in parallel (:meth:`linear_scan`); the SBC on CUDA by the fused Triton scan
+        (:mod:`wavezoo.core.sbc_scan_triton`, ``WAVEZOO_SBC_SCAN``); any other boundary step by step
+        (:meth:`advance`)."""
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         if isinstance(self.memory.boundary, LinearBoundary):
             return self.linear_scan(x, state)
+        if type(self.memory.boundary) is AttentionBoundary and (x.is_cuda or os.environ.get("WAVEZOO_SBC_SCAN")):
+            from wavezoo.core.sbc_scan_triton import sbc_backend, triton_sbc_scan  # (imports triton)
+
+            if sbc_backend(x) == "triton":  # the fused scan: automatic on CUDA (WAVEZOO_SBC_SCAN)
+                return triton_sbc_scan(self, x, state)
         substrate, steps = state
         drive, outputs = self.input_map(x), []
         for t in range(x.shape[1]):
