@@ -39,6 +39,7 @@ from wavezoo.lit.reliability import (
     RunFolderLock,
     WavezooTrainer,
 )
+from wavezoo.lit.waves import WaveImages
 
 TRAINER_DEFAULTS = {
     "gradient_clip_val": 1.0,  # on by default: every family here is recurrent or trained through a rollout
@@ -173,6 +174,7 @@ class WavezooCLI(LightningCLI):
         # token tasks (wavezoo.data.recall) have a vocab_size: the model embeds their ids; other data: None
         parser.link_arguments("data", "model.init_args.vocab_size", compute_fn=data_vocab_size, apply_on="instantiate")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(WaveImages, "waves")  # --waves.enabled false: no images, no hp_metric
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",
