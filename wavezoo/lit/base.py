@@ -232,6 +232,11 @@ class SequenceTaskModule(pl.LightningModule):
         return mask if self.hparams.get("loss_steps", "masked") == "masked" else torch.ones_like(mask)
 
     def configure_callbacks(self) -> list[Callback]:
+        """The curriculum, unless the Trainer has one already (its own, or ours from an earlier ``fit`` of the same
+        Trainer: Lightning would report that it "overrides" it, e.g. at ``--test_after_fit``)."""
+        trainer = self._trainer
+        if trainer is not None and any(isinstance(c, HorizonCurriculum) for c in trainer.callbacks):
+            return []
         return [HorizonCurriculum()]
 
     def _evaluation_step(self, batch, metrics: MetricCollection, stage: str) -> None:

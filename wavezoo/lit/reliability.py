@@ -18,6 +18,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from wavezoo.errors import ConfigError, TrainingDiverged
 from wavezoo.lit.progress import default_progress_bar
+from wavezoo.lit.quiet import QuietTrainer
 from wavezoo.trust import load_tensor_file
 
 # errno values of a failed write that are the user's to fix (permissions, read-only or full disk, quota).
@@ -129,7 +130,7 @@ class StopOnNonFiniteLoss(Callback):
             )
 
 
-class WavezooTrainer(pl.Trainer):
+class WavezooTrainer(QuietTrainer):
     """``lightning.pytorch.Trainer`` with the zoo's safeguards always on (same arguments):
 
     - checkpoints are read with ``weights_only=True`` and written atomically (:class:`AtomicCheckpointIO`, unless a
@@ -137,7 +138,8 @@ class WavezooTrainer(pl.Trainer):
     - a NaN or infinite loss stops training (:class:`StopOnNonFiniteLoss`);
     - a progress bar counting steps when progress bars are on and none is given (plain lines when stdout is not a
       terminal: :func:`wavezoo.lit.progress.default_progress_bar`);
-    - ``enable_checkpointing=False`` also drops ``ModelCheckpoint`` callbacks instead of failing on them.
+    - ``enable_checkpointing=False`` also drops ``ModelCheckpoint`` callbacks instead of failing on them;
+    - Lightning's known-harmless notices are silenced where they arise (:class:`wavezoo.lit.quiet.QuietTrainer`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
