@@ -43,16 +43,23 @@ def wavezoo(*args: str, **kwargs) -> subprocess.Popen:
     return proc
 
 
-@pytest.fixture(autouse=True)
-def _no_process_left_behind():
-    """A failed assertion must not leave a run going for minutes: kill the process group of every run started."""
-    yield
+def kill_started() -> None:
+    """Kill the process group of every run started and not yet ended (then reap it)."""
     while STARTED:
         proc = STARTED.pop()
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind():
+    """A failed assertion must not leave a run going for minutes (it once ran 7 minutes after the failure)."""
+    yield
+    kill_started()
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -439,3 +446,10 @@ def test_ddp_spawn_trains_and_hands_back_its_weights(tmp_path):
         )
     )
     assert torch.load(tmp_path / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_a_run_still_going_when_its_test_ends_is_killed(tmp_path):
+    proc = wavezoo("fit", *SMALL, "--trainer.max_steps", "100000", *no_logger(tmp_path))
+    assert proc.poll() is None
+    kill_started()
+    assert proc.returncode == -signal.SIGKILL and not STARTED
