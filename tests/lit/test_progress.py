@@ -1,7 +1,9 @@
 """Progress a person can read: steps against max_steps, integers as integers, plain lines off a terminal."""
 
 import io
+import logging
 import re
+import warnings
 
 from lightning.pytorch.callbacks import Callback
 
@@ -89,3 +91,22 @@ def test_an_epoch_bounded_fit_keeps_lightnings_epoch_bar():
 def test_progress_bars_stay_off_when_disabled():
     trainer = tiny_fit(3, [], enable_progress_bar=False)
     assert trainer.progress_bar_callback is None
+
+
+def test_known_harmless_notices_are_silenced_and_real_warnings_still_show(caplog):
+    """The litlogger tip, the LeafSpec deprecation and the IterableDataset length notice are dropped where they
+    arise (the Trainer's constructor and fit/test); a warning of the user's own still shows."""
+
+    class Real(Callback):
+        def on_train_start(self, trainer, pl_module) -> None:
+            warnings.warn("a real warning", UserWarning, stacklevel=1)
+
+    with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.INFO):
+        warnings.simplefilter("always")
+        trainer = tiny_fit(3, [Real()])
+        # a second run of the same Trainer calls configure_callbacks again: no "will override HorizonCurriculum"
+        trainer.test(trainer.lightning_module, datamodule=trainer.datamodule, verbose=False)
+    messages = [str(w.message) for w in seen]
+    assert "a real warning" in messages
+    assert not [m for m in messages if "LeafSpec" in m or "has `__len__` defined" in m]
+    assert "litlogger" not in caplog.text and "will override" not in caplog.text
