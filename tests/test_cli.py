@@ -114,3 +114,58 @@ def test_wrong_tensor_rank_for_a_loaded_model():
     )
     with pytest.raises(ValueError, match=r"expected a 3-d tensor \[batch, time, input_size=2\]"):
         cli.model(torch.zeros(100, 2))
+
+
+CONFIG = str(ROOT / "configs/variable_binding/elman.yaml")
+
+
+@pytest.mark.parametrize(
+    ("args", "first", "hint"),
+    [
+        (["--trainer.max_step", "10"], "unrecognized option --trainer.max_step", "did you mean --trainer.max_steps?"),
+        (["--bogus", "1"], "unrecognized option --bogus", None),
+        (["--data.tsk", "T3"], "unrecognized option --data.tsk", "did you mean --data.task?"),
+        (["--model.init_args.hiden_size", "8"], "unrecognized option --model.hiden_size", "--model.hidden_size?"),
+        (["--trainer.max_steps", "ten"], "--trainer.max_steps: expected an integer; got 'ten'", None),
+        (["--model.init_args.lr", "abc"], "--model.lr: expected a number; got 'abc'", None),
+        (["--data", "Nope"], "--data: expected a class path, a class name or a config file; got 'Nope'", None),
+    ],
+)
+def test_command_line_mistakes_give_at_most_three_lines(args, first, hint, capsys):
+    """No abbreviations (--trainer.max_step is not --trainer.max_steps), and no 68-line usage before the error."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", CONFIG, *args])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert 2 <= len(lines) <= 3, lines
+    assert lines[0].startswith(f"wavezoo: error: {first}")
+    assert (hint in lines[1]) if hint else len(lines) == 2
+    assert lines[-1] == "  see `wavezoo fit --help`"
+
+
+def test_a_missing_config_file_and_an_unknown_subcommand_give_at_most_three_lines(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", "no/such/config.yaml"])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("wavezoo: error: --config: File does not exist: ")
+    with pytest.raises(SystemExit):
+        main(["fot"])
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "wavezoo: error: unknown subcommand 'fot': expected one of fit, validate, test, predict, analyze",
+        "  did you mean fit?",
+        "  see `wavezoo --help`",
+    ]
+
+
+def test_help_lists_every_subcommand_without_importing_lightning():
+    import subprocess
+    import sys
+
+    code = "import sys; from wavezoo.cli import main; main(['--help']); print('lightning' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("usage: wavezoo {fit,validate,test,predict,analyze} ...")
+    for name in ("fit", "validate", "test", "predict", "analyze"):
+        assert f"\n  {name} " in out
+    assert out.splitlines()[-1] == "False"

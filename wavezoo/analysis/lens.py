@@ -276,7 +276,7 @@ def controls_table(rows: list[dict[str, Any]], claims: tuple[str, ...] = ("C6", 
 
 def main(argv: list[str] | None = None) -> None:
     """``wavezoo analyze``: the wave lens on a checkpoint."""
-    parser = argparse.ArgumentParser(prog="wavezoo analyze", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="wavezoo analyze", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--ckpt", required=True, help="a wavezoo Lightning checkpoint (.ckpt)")
     parser.add_argument("--task", default=None, help="compare with this TWM task (T1..T4)")
     parser.add_argument("--history", type=int, default=8, help="lattice length s of the wave basis")

@@ -221,7 +221,8 @@ class SequenceTaskModule(pl.LightningModule):
         if accuracy is not None:
             logs["train/acc"] = accuracy
         # Lightning's log() costs about a millisecond a call: log training values only on logging steps.
-        if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0:
+        # The first step too: the progress bar then shows a loss from the start (loggers write on logging steps only).
+        if self.global_step == 0 or (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0:
             self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(x))
         scale = self.hparams.get("loss_scale", 1.0)
         return {"loss": loss if scale == 1.0 else loss * scale, "accuracy": accuracy}
@@ -231,6 +232,11 @@ class SequenceTaskModule(pl.LightningModule):
         return mask if self.hparams.get("loss_steps", "masked") == "masked" else torch.ones_like(mask)
 
     def configure_callbacks(self) -> list[Callback]:
+        """The curriculum, unless the Trainer has one already (its own, or ours from an earlier ``fit`` of the same
+        Trainer: Lightning would report that it "overrides" it, e.g. at ``--test_after_fit``)."""
+        trainer = self._trainer
+        if trainer is not None and any(isinstance(c, HorizonCurriculum) for c in trainer.callbacks):
+            return []
         return [HorizonCurriculum()]
 
     def _evaluation_step(self, batch, metrics: MetricCollection, stage: str) -> None:

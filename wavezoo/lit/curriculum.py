@@ -58,7 +58,8 @@ class HorizonCurriculum(Callback):
             if self.pending >= every:
                 report(float(self.best))  # the one host read of the window
                 self.best, self.pending = None, 0
-        if trainer.global_step % max(1, trainer.log_every_n_steps) == 0:  # log() costs ~1 ms: logging steps only
+        log_every = max(1, trainer.log_every_n_steps)
+        if trainer.global_step == 1 or trainer.global_step % log_every == 0:  # log() costs ~1 ms: logging steps
             pl_module.log("train/horizon", float(datamodule.horizon), on_step=True, on_epoch=False, prog_bar=True)
 
     def state_dict(self) -> dict[str, Any]:

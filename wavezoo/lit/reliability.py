@@ -12,11 +12,13 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from filelock import FileLock, Timeout
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.plugins.io import CheckpointIO, TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 
 from wavezoo.errors import ConfigError, TrainingDiverged
+from wavezoo.lit.progress import default_progress_bar
+from wavezoo.lit.quiet import QuietTrainer
 from wavezoo.trust import load_tensor_file
 
 # errno values of a failed write that are the user's to fix (permissions, read-only or full disk, quota).
@@ -128,14 +130,16 @@ class StopOnNonFiniteLoss(Callback):
             )
 
 
-class WavezooTrainer(pl.Trainer):
+class WavezooTrainer(QuietTrainer):
     """``lightning.pytorch.Trainer`` with the zoo's safeguards always on (same arguments):
 
     - checkpoints are read with ``weights_only=True`` and written atomically (:class:`AtomicCheckpointIO`, unless a
       ``CheckpointIO`` plugin is given);
     - a NaN or infinite loss stops training (:class:`StopOnNonFiniteLoss`);
-    - a ``rich`` progress bar when progress bars are on and none is given;
-    - ``enable_checkpointing=False`` also drops ``ModelCheckpoint`` callbacks instead of failing on them.
+    - a progress bar counting steps when progress bars are on and none is given (plain lines when stdout is not a
+      terminal: :func:`wavezoo.lit.progress.default_progress_bar`);
+    - ``enable_checkpointing=False`` also drops ``ModelCheckpoint`` callbacks instead of failing on them;
+    - Lightning's known-harmless notices are silenced where they arise (:class:`wavezoo.lit.quiet.QuietTrainer`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -150,7 +154,7 @@ def with_safeguards(kwargs: dict[str, Any]) -> dict[str, Any]:
     if kwargs.get("enable_checkpointing") is False:
         callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
     if kwargs.get("enable_progress_bar", True) is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-        callbacks.append(RichProgressBar())
+        callbacks.append(default_progress_bar())
     if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
         callbacks.append(StopOnNonFiniteLoss())
     plugins = kwargs.get("plugins") or []
