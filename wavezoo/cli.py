@@ -13,6 +13,7 @@ A user mistake (bad name, size, shape...) prints one line, ``wavezoo: error: ...
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from typing import Any
 
@@ -115,10 +116,38 @@ def user_error(exc: BaseException) -> str | None:
     return None
 
 
+class QuietWriteErrors:
+    """A ``threading.excepthook`` that keeps a background writer's failed write (a full disk under TensorBoard's
+    event-file thread) from printing a traceback: the error is recorded and reported as the command's one line (the
+    main thread also meets it at its next write). Installed once by :func:`main` and left in place, since such a
+    thread may end after the command does; any other exception goes to the previous hook."""
+
+    def __init__(self, previous) -> None:
+        self.previous = previous
+        self.error: OSError | None = None
+
+    def __call__(self, hook_args: threading.ExceptHookArgs) -> None:
+        exc = hook_args.exc_value
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            self.error = self.error or exc
+            return
+        self.previous(hook_args)
+
+    @classmethod
+    def install(cls) -> QuietWriteErrors:
+        """The installed hook (installed now if it is not), with no error recorded."""
+        hook = threading.excepthook
+        if not isinstance(hook, cls):
+            hook = threading.excepthook = cls(threading.excepthook)
+        hook.error = None
+        return hook
+
+
 def main(args: list[str] | None = None) -> None:
     """``wavezoo {fit,validate,test,predict}`` (LightningCLI) and ``wavezoo analyze`` (the wave lens)."""
     warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
     argv = sys.argv[1:] if args is None else list(args)
+    background = QuietWriteErrors.install()
     try:
         if argv[:1] == ["analyze"]:
             from wavezoo.analysis.lens import main as analyze
@@ -126,6 +155,8 @@ def main(args: list[str] | None = None) -> None:
             analyze(argv[1:])
             return
         build_cli(args)
+        if background.error is not None:
+            raise background.error
     except Exception as exc:
         message = user_error(exc)
         if message is None:

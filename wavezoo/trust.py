@@ -409,6 +409,8 @@ def scan_archive(path: str | os.PathLike, source: str) -> ArchiveScan:
                 for info in infos
                 if info.filename.startswith(prefix + "data/")
             }
+    except ConfigError:
+        raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError) as err:
         raise ConfigError(f"{source} cannot be read, it is truncated or corrupted ({first_line(err)})") from None
     except OSError as err:

@@ -9,6 +9,7 @@ import glob
 import os
 import re
 import secrets
+import socket
 from typing import Any
 
 import lightning.pytorch as pl
@@ -29,6 +30,26 @@ def write_error(path: str, err: OSError) -> ConfigError:
     """One line for a checkpoint that could not be written."""
     hint = " (the disk is full)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
     return ConfigError(f"cannot write checkpoint {path!r}: {err.strerror or err}{hint}; the previous file is kept")
+
+
+def logger_files(trainer: pl.Trainer) -> list[str]:
+    """What this process's loggers wrote before a fit was refused (Lightning creates the TensorBoard writer, hence
+    its event file, before any callback's ``setup``), for :meth:`RunFolderLock.release` to remove: the event files
+    whose name carries this process's host and pid, then their folder and its parents up to the logger's root, if
+    nothing else is left in them."""
+    found: list[str] = []
+    for logger in trainer.loggers:
+        folder, root = getattr(logger, "log_dir", None), getattr(logger, "root_dir", None)
+        if not folder or not os.path.isdir(folder):
+            continue
+        pattern = f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"
+        files = sorted(glob.glob(os.path.join(glob.escape(folder), pattern)))
+        parents = []
+        while root and os.path.abspath(folder) != os.path.abspath(root) and len(parents) < 4:
+            parents.append(folder)
+            folder = os.path.dirname(folder)
+        found += parents[::-1] + files  # released newest first: the files, then the folders from the inside
+    return found
 
 
 def missing_parents(folder: str) -> list[str]:
@@ -182,8 +203,20 @@ class WavezooTrainer(pl.Trainer):
         super().__init__(*args, **kwargs)
 
 
+def check_gradient_clip_val(value: Any) -> None:
+    """``gradient_clip_val``: ``None`` or a finite number >= 0 (0: no clipping); Lightning takes a negative one."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ConfigError(
+            f"trainer.gradient_clip_val={value!r} is invalid: expected a finite number >= 0 (0 or null: no clipping)"
+        )
+
+
 def with_safeguards(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The Trainer keyword arguments of :class:`WavezooTrainer`: ``kwargs`` with the safeguards added."""
+    """The Trainer keyword arguments of :class:`WavezooTrainer`: ``kwargs`` with the safeguards added (and
+    ``gradient_clip_val`` checked)."""
+    check_gradient_clip_val(kwargs.get("gradient_clip_val"))
     callbacks = kwargs.get("callbacks") or []
     callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
     if kwargs.get("enable_checkpointing") is False:
@@ -296,7 +329,7 @@ class RunFolderLock(Callback):
                     created.append(path)
                 lock.acquire(timeout=0)
             except Timeout:
-                self.release(undo=created)
+                self.release(undo=created + logger_files(trainer))
                 raise ConfigError(
                     f"run folder {folder!r} is in use by another running wavezoo fit (lock file {lock.lock_file}); "
                     "wait for it to end or start this run elsewhere (--trainer.logger.init_args.version, "
