@@ -152,9 +152,9 @@ def load_lightning(weights: Weights, map_location: Any = "cpu", check_hash: bool
     from wavezoo.lit import SequenceTaskModule
 
     what = f"pretrained checkpoint {weights.name!r}: train_config.yaml model.class_path"
-    if check_hash:
-        verify_folder(weights)
     cls = resolve_class(run_config(weights, check_hash)["model"].get("class_path"), SequenceTaskModule, what)
+    if check_hash:  # train_config.yaml was checked by run_config; now the rest of the folder
+        verify_folder(weights)
     path = weights_file(weights, "lightning.ckpt", weights.ckpt_sha256 if check_hash else None)
     module = cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
     _annotate(module.net, weights)
