@@ -329,7 +329,7 @@ class RunFolderLock(Callback):
                     created.append(path)
                 lock.acquire(timeout=0)
             except Timeout:
-                self.release(undo=created + logger_files(trainer))
+                self.release(undo=logger_files(trainer) + created)  # undone from the end
                 raise ConfigError(
                     f"run folder {folder!r} is in use by another running wavezoo fit (lock file {lock.lock_file}); "
                     "wait for it to end or start this run elsewhere (--trainer.logger.init_args.version, "

@@ -91,10 +91,11 @@ def weights_file(weights: Weights, filename: str, expected_sha256: str | None = 
     return path
 
 
-def verify_folder(weights: Weights) -> Path:
-    """Check the sha256 of every file of a published folder against the table (:class:`ChecksumError`), and that a
-    local folder holds no other file; return the folder."""
-    paths = [weights_file(weights, filename, weights.file_sha256(filename)) for filename in FILES]
+def verify_folder(weights: Weights, first: str = "model.safetensors") -> Path:
+    """Check the sha256 of every file of a published folder against the table (:class:`ChecksumError`), ``first``
+    (the file about to be read) before the others, and that a local folder holds no other file; return the folder."""
+    order = [first, *(name for name in FILES if name != first)]
+    paths = [weights_file(weights, filename, weights.file_sha256(filename)) for filename in order]
     folder = paths[0].parent
     if all(path.parent == folder for path in paths):
         extra = sorted(path.name for path in folder.iterdir() if path.name not in FILES)
@@ -154,7 +155,7 @@ def load_lightning(weights: Weights, map_location: Any = "cpu", check_hash: bool
     what = f"pretrained checkpoint {weights.name!r}: train_config.yaml model.class_path"
     cls = resolve_class(run_config(weights, check_hash)["model"].get("class_path"), SequenceTaskModule, what)
     if check_hash:  # train_config.yaml was checked by run_config; now the rest of the folder
-        verify_folder(weights)
+        verify_folder(weights, first="lightning.ckpt")
     path = weights_file(weights, "lightning.ckpt", weights.ckpt_sha256 if check_hash else None)
     module = cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
     _annotate(module.net, weights)
