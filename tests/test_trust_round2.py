@@ -5,6 +5,7 @@ import os
 import re
 import resource
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -387,6 +388,12 @@ def test_a_full_disk_at_logger_start_is_one_line(tmp_path, monkeypatch, capsys):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(record_writer.RecordWriter, "write", full)
+    printed = []  # what would reach Python's default hook: a traceback on stderr
+    monkeypatch.setattr(threading, "excepthook", lambda hook_args: printed.append(hook_args.exc_value))
     logger = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
     err = one_line_error(["fit", *SMALL, *logger], capsys)
     assert "No space left on device; choose a writable folder with free space" in err
+    for thread in threading.enumerate():  # the event-file writer thread ends after the command: wait for it
+        if thread is not threading.current_thread() and "AsyncWriter" in type(thread).__name__:
+            thread.join(timeout=10)
+    assert not printed and "Traceback" not in capsys.readouterr().err, "the writer thread printed a traceback"
