@@ -5,6 +5,7 @@
     python scripts/train_checkpoints.py --all --dry-run        # print the exact training commands
     python scripts/train_checkpoints.py --all --verify         # check sha256 and re-evaluate every published one
     python scripts/train_checkpoints.py --table                # the published weights as a Markdown table
+    python scripts/train_checkpoints.py --rehash               # record the sha256 of the folders' other files
 
 Each recipe runs ``Weights.command`` (``OMP_NUM_THREADS=1 wavezoo fit --config <source_config> <overrides>
 --seed_everything <seed> --trainer.max_steps <max_steps> --trainer.default_root_dir runs/pretrained/<name> ...``)
@@ -142,8 +143,31 @@ def publish(recipe: Weights, out: Path, run_dir: Path, wall_s: float) -> Weights
     )
     parameters = sum(p.numel() for p in module.net.parameters())
     return dataclasses.replace(
-        measured, metrics=metrics, parameters=parameters, sha256=sha256_file(folder / "model.safetensors")
+        measured,
+        metrics=metrics,
+        parameters=parameters,
+        sha256=sha256_file(folder / "model.safetensors"),
+        files_sha256=other_hashes(folder),
     )
+
+
+def other_hashes(folder: Path) -> dict[str, str]:
+    """The sha256 of the files of a published folder besides the two weight files (``Weights.files_sha256``)."""
+    weights = ("model.safetensors", "lightning.ckpt")
+    return {name: sha256_file(folder / name) for name in table.FILES if name not in weights}
+
+
+def rehash(entries: list[Weights]) -> list[Weights]:
+    """The published entries with ``files_sha256`` recorded from their shipped folders (the weight files must
+    match the table already: their sha256 are checked, not rewritten)."""
+    done = []
+    for w in entries:
+        if w.published:
+            weights_file(w, "model.safetensors", w.sha256)
+            folder = weights_file(w, "lightning.ckpt", w.ckpt_sha256).parent
+            w = dataclasses.replace(w, files_sha256=other_hashes(folder))
+        done.append(w)
+    return done
 
 
 def train_entry(recipe: Weights, out: Path, runs_dir: Path, *, dry_run: bool = False) -> Weights | None:
@@ -221,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen.add_argument("--all", action="store_true", help="every entry")
     chosen.add_argument("--missing", action="store_true", help="the recipes not trained yet")
     chosen.add_argument("--table", action="store_true", help="print the published weights as a Markdown table")
+    chosen.add_argument(
+        "--rehash", action="store_true", help="record the sha256 of config.json, README.md, train_config.yaml"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, one thread each (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the training commands, run nothing")
     parser.add_argument("--verify", action="store_true", help="check sha256 and re-evaluate, train nothing")
@@ -244,6 +271,12 @@ def _run(opts: argparse.Namespace) -> int:
     entries = list(table.TABLE.values())
     if opts.table:
         print(markdown_table([w for w in entries if w.published]))
+        return 0
+    if opts.rehash:
+        entries = rehash(entries)
+        if not opts.no_write:
+            write_table(entries)
+        print(f"recorded the sha256 of {sum(w.published for w in entries)} published folders", flush=True)
         return 0
     if opts.only:
         entries = [table.get_weights(name) for name in opts.only]

@@ -22,7 +22,15 @@ SUBCOMMANDS = {
     "predict": "write the model's outputs for the predict set (--ckpt_path)",
     "analyze": "the wave lens of a trained RNN: spectra, wave basis, claims C6-C9 with controls (--ckpt)",
 }
-LIGHTNING_NAMES = ("TRAINER_DEFAULTS", "WavezooCLI", "WavezooParser", "build_cli", "data_vocab_size", "user_error")
+LIGHTNING_NAMES = (
+    "QuietWriteErrors",
+    "TRAINER_DEFAULTS",
+    "WavezooCLI",
+    "WavezooParser",
+    "build_cli",
+    "data_vocab_size",
+    "user_error",
+)
 
 
 def __getattr__(name: str) -> Any:  # the Lightning side, imported on first use
@@ -59,9 +67,12 @@ def main(args: list[str] | None = None) -> None:
 
             analyze(argv[1:])
             return
-        from wavezoo.lit.cli import build_cli
+        from wavezoo.lit.cli import QuietWriteErrors, build_cli
 
+        background = QuietWriteErrors.install()
         build_cli(args)
+        if background.error is not None:
+            raise background.error
     except Exception as exc:
         from wavezoo.lit.cli import user_error
 

@@ -28,12 +28,25 @@ from wavezoo.core.waves import wave_rollout
 from wavezoo.data.base import Batch, SyntheticDataModule
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 
+# The longest rollout a history task generates: 500 times the paper's test horizon of 200. A batch holds
+# batch_size * (history + horizon) * dim values per tensor; beyond this one batch runs to gigabytes.
+MAX_HORIZON = 100_000
+
+
+def check_horizon(name: str, value: Any) -> int:
+    """``value`` if it is an integer in [1, ``MAX_HORIZON``], else a :class:`ConfigError` naming it."""
+    check_positive_int(name, value)
+    if value > MAX_HORIZON:
+        raise ConfigError(f"{name}={value!r} is invalid: expected an integer in [1, {MAX_HORIZON}] (steps of rollout)")
+    return value
+
 
 def check_horizons(horizons: Any) -> list[int]:
-    """``horizons`` as a list if it is a non-empty list (or tuple) of integers >= 1, else a :class:`ConfigError`."""
+    """``horizons`` as a list if it is a non-empty list (or tuple) of integers in [1, ``MAX_HORIZON``], else a
+    :class:`ConfigError`."""
     if not isinstance(horizons, (list, tuple)) or not horizons:
         raise ConfigError(f"horizons={horizons!r} is invalid: expected a non-empty list of integers >= 1")
-    return [check_positive_int("horizon", h) for h in horizons]
+    return [check_horizon("horizon", h) for h in horizons]
 
 
 class HistoryTaskDataModule(SyntheticDataModule):
@@ -63,8 +76,8 @@ class HistoryTaskDataModule(SyntheticDataModule):
                 f"curriculum_threshold={curriculum_threshold!r} is invalid: expected a number in (0, 1] or null"
             )
         self.curriculum_threshold = curriculum_threshold
-        self.val_horizon = check_positive_int("val_horizon", val_horizon)
-        self.test_horizon = check_positive_int("test_horizon", test_horizon)
+        self.val_horizon = check_horizon("val_horizon", val_horizon)
+        self.test_horizon = check_horizon("test_horizon", test_horizon)
         self.stage = 0
         self.input_size = self.output_size = self.dim
 

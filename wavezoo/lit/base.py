@@ -20,7 +20,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from wavezoo.errors import ConfigError, check_choice, check_positive_float
 from wavezoo.lit.curriculum import HorizonCurriculum
 from wavezoo.registry import build_model
-from wavezoo.trust import check_lightning_checkpoint, read_checkpoint
+from wavezoo.trust import check_lightning_checkpoint, read_checkpoint, resolve_class
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -51,6 +51,16 @@ def check_scheduler_kwargs(scheduler: str, kwargs: Any) -> None:
             f"scheduler_kwargs key {unknown[0]!r} is invalid for scheduler={scheduler!r}: expected "
             f"{'one of ' + ', '.join(map(repr, allowed)) if allowed else 'none (no scheduler is used)'}"
         )
+
+
+def keep_device(storage, location: str):
+    """``torch.load``'s ``map_location`` of Lightning's loader: storages stay where they were saved, except on an
+    accelerator this machine lacks (then the CPU)."""
+    if location.startswith("cuda") and not torch.cuda.is_available():
+        return storage.cpu()
+    if location.startswith("mps") and not torch.backends.mps.is_available():
+        return storage.cpu()
+    return None
 
 
 class SequenceTaskModule(pl.LightningModule):
@@ -171,14 +181,30 @@ class SequenceTaskModule(pl.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
-        """Lightning's loader, always with ``weights_only=True``, after :func:`wavezoo.trust.read_checkpoint` checked
-        the file: readable, no code, class paths inside wavezoo, sizes that fit its tensors, finite weights."""
+        """The module of a checkpoint, rebuilt by wavezoo from checked hyper-parameters; Lightning sees only weights.
+
+        :func:`wavezoo.trust.read_checkpoint` checks the file before any tensor is read (records, plain
+        hyper-parameters, claimed sizes and dtypes) and reads it with ``weights_only=True``; the class is ``cls``
+        or the checkpoint's ``_class_path`` (a subclass of ``cls`` inside wavezoo), built with the hyper-parameters
+        (``kwargs`` override them), then ``on_load_checkpoint`` and a strict ``load_state_dict``. Nothing is handed
+        to jsonargparse or to an instantiator named by the file."""
         if kwargs.pop("weights_only", True) is not True:
             raise ConfigError("weights_only must stay True: wavezoo never unpickles code from a checkpoint")
-        read_checkpoint(checkpoint_path, base=SequenceTaskModule)
-        return super().load_from_checkpoint(
-            checkpoint_path, map_location, hparams_file, strict, weights_only=True, **kwargs
-        )
+        if hparams_file is not None:
+            raise ConfigError("hparams_file is not supported: the hyper-parameters come from the checked checkpoint")
+        source = f"checkpoint {str(checkpoint_path)!r}"
+        checkpoint = read_checkpoint(checkpoint_path, map_location or keep_device, base=SequenceTaskModule)
+        hparams = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+        class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+        target = cls if class_path is None else resolve_class(class_path, cls, f"{source}: _class_path")
+        try:
+            module = target(**{**hparams, **kwargs})
+        except TypeError as err:
+            raise ConfigError(f"{source}: its hyper_parameters do not fit {target.__name__} ({err})") from None
+        module.on_load_checkpoint(checkpoint)
+        module.load_state_dict(checkpoint["state_dict"], strict=module.strict_loading if strict is None else strict)
+        device = next((t.device for t in checkpoint["state_dict"].values()), torch.device("cpu"))
+        return module.to(device)
 
     # -- streaming ------------------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, device: torch.device | str | None = None):

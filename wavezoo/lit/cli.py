@@ -22,6 +22,7 @@ import difflib
 import inspect
 import re
 import sys
+import threading
 from typing import Any, NoReturn
 
 import lightning.pytorch as pl
@@ -234,3 +235,30 @@ def user_error(exc: BaseException) -> str | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+class QuietWriteErrors:
+    """A ``threading.excepthook`` that keeps a background writer's failed write (a full disk under TensorBoard's
+    event-file thread) from printing a traceback: the error is recorded and reported as the command's one line (the
+    main thread also meets it at its next write). Installed once by :func:`main` and left in place, since such a
+    thread may end after the command does; any other exception goes to the previous hook."""
+
+    def __init__(self, previous) -> None:
+        self.previous = previous
+        self.error: OSError | None = None
+
+    def __call__(self, hook_args: threading.ExceptHookArgs) -> None:
+        exc = hook_args.exc_value
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            self.error = self.error or exc
+            return
+        self.previous(hook_args)
+
+    @classmethod
+    def install(cls) -> QuietWriteErrors:
+        """The installed hook (installed now if it is not), with no error recorded."""
+        hook = threading.excepthook
+        if not isinstance(hook, cls):
+            hook = threading.excepthook = cls(threading.excepthook)
+        hook.error = None
+        return hook

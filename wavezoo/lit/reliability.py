@@ -3,10 +3,13 @@ apart from the resume point, one run per run folder, and a stop on a non-finite 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
+import re
 import secrets
+import socket
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,7 +22,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from wavezoo.errors import ConfigError, TrainingDiverged
 from wavezoo.lit.progress import default_progress_bar
 from wavezoo.lit.quiet import QuietTrainer
-from wavezoo.trust import load_tensor_file
+from wavezoo.trust import load_tensor_file, read_checkpoint, scan_archive
 
 # errno values of a failed write that are the user's to fix (permissions, read-only or full disk, quota).
 WRITE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
@@ -31,11 +34,62 @@ def write_error(path: str, err: OSError) -> ConfigError:
     return ConfigError(f"cannot write checkpoint {path!r}: {err.strerror or err}{hint}; the previous file is kept")
 
 
+def logger_files(trainer: pl.Trainer) -> list[str]:
+    """What this process's loggers wrote before a fit was refused (Lightning creates the TensorBoard writer, hence
+    its event file, before any callback's ``setup``), for :meth:`RunFolderLock.release` to remove: the event files
+    whose name carries this process's host and pid, then their folder and its parents up to the logger's root, if
+    nothing else is left in them."""
+    found: list[str] = []
+    for logger in trainer.loggers:
+        folder, root = getattr(logger, "log_dir", None), getattr(logger, "root_dir", None)
+        if not folder or not os.path.isdir(folder):
+            continue
+        pattern = f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"
+        files = sorted(glob.glob(os.path.join(glob.escape(folder), pattern)))
+        parents = []
+        while root and os.path.abspath(folder) != os.path.abspath(root) and len(parents) < 4:
+            parents.append(folder)
+            folder = os.path.dirname(folder)
+        found += parents[::-1] + files  # released newest first: the files, then the folders from the inside
+    return found
+
+
+def missing_parents(folder: str) -> list[str]:
+    """The folders ``os.makedirs(folder)`` would create, outermost first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing[::-1]
+
+
+def writer_alive(path: str, prefix: str) -> bool:
+    """Whether the process whose pid names the temporary file ``path`` (``<prefix><pid>-<hex>.ckpt``) is running
+    (and is not this one)."""
+    found = re.match(rf"{re.escape(prefix)}(\d+)-", os.path.basename(path))
+    if found is None or int(found.group(1)) == os.getpid():
+        return False
+    try:
+        os.kill(int(found.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint IO with two guarantees.
 
-    Reading is always ``torch.load(weights_only=True)`` (:func:`wavezoo.trust.load_tensor_file`), whatever the
-    caller asks: a checkpoint cannot run code, and a missing, empty, truncated or corrupted file is one clear error.
+    Reading is always :func:`wavezoo.trust.read_checkpoint` (``torch.load(weights_only=True)`` after its records,
+    hyper-parameters, claimed sizes and dtypes are checked), whatever the caller asks: a checkpoint cannot run code
+    or allocate more than its model, and a missing, empty, truncated or corrupted file is one clear error. A file
+    without a ``state_dict`` (the weights a ``ddp_spawn`` worker hands back) gets the archive checks of
+    :func:`wavezoo.trust.scan_archive` (no compressed or mis-sized record) and ``weights_only`` loading.
 
     Writing goes to a temporary ``.tmp-*.ckpt`` file in the same folder, flushed to disk, then renamed over the
     target, so a run killed mid-write never leaves a half-written ``last.ckpt`` (the old file stays whole). The
@@ -48,7 +102,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None):
         if "://" in os.fspath(path):
             return super().load_checkpoint(path, map_location, weights_only=True)
-        return load_tensor_file(path, map_location)
+        if os.path.isfile(path) and os.path.getsize(path) > 0:
+            scanned = scan_archive(path, f"checkpoint {os.fspath(path)!r}").structure
+            if not (isinstance(scanned, dict) and "state_dict" in scanned):
+                return load_tensor_file(path, map_location)
+        return read_checkpoint(path, map_location)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = os.fspath(path)
@@ -73,8 +131,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     @classmethod
     def remove_orphans(cls, folder: str | os.PathLike) -> list[str]:
-        """Delete the temporary files a killed write left in ``folder`` (call it only while holding the run lock)."""
-        removed = sorted(glob.glob(os.path.join(glob.escape(os.fspath(folder)), f"{cls.TEMP_PREFIX}*.ckpt")))
+        """Delete the temporary files a killed write left in ``folder`` (call it while holding the folder's lock); a
+        file whose writer (the pid in its name) is still running is kept."""
+        found = sorted(glob.glob(os.path.join(glob.escape(os.fspath(folder)), f"{cls.TEMP_PREFIX}*.ckpt")))
+        removed = [name for name in found if not writer_alive(name, cls.TEMP_PREFIX)]
         for name in removed:
             os.remove(name)
         return removed
@@ -147,8 +207,20 @@ class WavezooTrainer(QuietTrainer):
         super().__init__(*args, **kwargs)
 
 
+def check_gradient_clip_val(value: Any) -> None:
+    """``gradient_clip_val``: ``None`` or a finite number >= 0 (0: no clipping); Lightning takes a negative one."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ConfigError(
+            f"trainer.gradient_clip_val={value!r} is invalid: expected a finite number >= 0 (0 or null: no clipping)"
+        )
+
+
 def with_safeguards(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The Trainer keyword arguments of :class:`WavezooTrainer`: ``kwargs`` with the safeguards added."""
+    """The Trainer keyword arguments of :class:`WavezooTrainer`: ``kwargs`` with the safeguards added (and
+    ``gradient_clip_val`` checked)."""
+    check_gradient_clip_val(kwargs.get("gradient_clip_val"))
     callbacks = kwargs.get("callbacks") or []
     callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
     if kwargs.get("enable_checkpointing") is False:
@@ -222,36 +294,68 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 class RunFolderLock(Callback):
-    """One training run per run folder: ``fit`` takes an OS file lock, ``<log_dir>/.wavezoo.lock``, for its whole
-    duration (rank 0), so a second run started into the same folder is refused with one line instead of mixing its
-    checkpoints and logs with the first. The OS drops the lock when the process ends, even when it is killed, so a
-    killed run leaves no stale lock. Put it first in the callbacks: it runs before anything writes to the folder."""
+    """One training run per output folder: ``fit`` takes an OS file lock, ``.wavezoo.lock``, in the log folder
+    (``trainer.log_dir``) and in every checkpoint folder given apart from it (``--checkpoint.dirpath``), for its whole
+    duration (rank 0), so a second run started into either folder is refused with one line, before it writes
+    anything, instead of mixing its checkpoints and logs with the first. The OS drops the locks when the process
+    ends, even when it is killed, so a killed run leaves no stale lock. Put it first in the callbacks: it runs before
+    anything writes to the folders."""
 
     LOCK_NAME = ".wavezoo.lock"
 
     def __init__(self) -> None:
-        self.lock: FileLock | None = None
+        self.locks: list[FileLock] = []
+
+    @staticmethod
+    def folders(trainer: pl.Trainer) -> list[str]:
+        """The output folders of a fit: its log folder and the checkpoint folders set apart from it."""
+        found = [trainer.log_dir] + [cb.dirpath for cb in trainer.checkpoint_callbacks if cb.dirpath]
+        unique: list[str] = []
+        for folder in found:
+            if folder is not None and os.path.realpath(folder) not in map(os.path.realpath, unique):
+                unique.append(os.fspath(folder))
+        return unique
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        folder = trainer.log_dir  # every rank asks: it is broadcast from rank 0
-        if stage != TrainerFn.FITTING or not trainer.is_global_zero or folder is None:
+        if stage != TrainerFn.FITTING:
             return
-        os.makedirs(folder, exist_ok=True)
-        lock = FileLock(os.path.join(folder, self.LOCK_NAME))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise ConfigError(
-                f"run folder {folder!r} is in use by another running wavezoo fit (lock file {lock.lock_file}); wait "
-                "for it to end or start this run elsewhere (--trainer.logger.init_args.version, "
-                "--trainer.default_root_dir)"
-            ) from None
-        self.lock = lock
+        folders = self.folders(trainer)  # every rank asks: log_dir is broadcast from rank 0
+        if not trainer.is_global_zero:
+            return
+        created: list[str] = []  # what this fit made, undone if it is refused
+        for folder in sorted(folders, key=lambda f: not os.path.isdir(f)):  # a busy folder exists: try those first
+            path = os.path.join(folder, self.LOCK_NAME)
+            lock = FileLock(path)
+            try:
+                created += missing_parents(folder)
+                os.makedirs(folder, exist_ok=True)
+                if not os.path.exists(path):
+                    created.append(path)
+                lock.acquire(timeout=0)
+            except Timeout:
+                self.release(undo=logger_files(trainer) + created)  # undone from the end
+                raise ConfigError(
+                    f"run folder {folder!r} is in use by another running wavezoo fit (lock file {lock.lock_file}); "
+                    "wait for it to end or start this run elsewhere (--trainer.logger.init_args.version, "
+                    "--trainer.default_root_dir, --checkpoint.dirpath)"
+                ) from None
+            except BaseException:
+                self.release(undo=created)
+                raise
+            self.locks.append(lock)
 
-    def release(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+    @property
+    def lock(self) -> FileLock | None:
+        """The lock of the log folder (the first taken), while held."""
+        return self.locks[0] if self.locks else None
+
+    def release(self, undo: list[str] = ()) -> None:
+        """Release the locks held; ``undo``: files and empty folders this fit created, removed (newest first)."""
+        while self.locks:
+            self.locks.pop().release()
+        for path in reversed(undo):
+            with contextlib.suppress(OSError):
+                os.rmdir(path) if os.path.isdir(path) else os.remove(path)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.release()

@@ -127,6 +127,8 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"{path} is missing or invalid ({first_line(err)}): not a wavezoo model folder") from None
     except ValueError as err:
         raise ConfigError(f"{path} is invalid: not JSON ({first_line(err)}); not a wavezoo model folder") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is invalid: its JSON nests too deep; not a wavezoo model folder") from None
     if not isinstance(config, dict):
         raise ConfigError(
             f"{path} is invalid: expected a JSON object, got a {type(config).__name__}; not a wavezoo model folder"
@@ -157,11 +159,42 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
         raise ConfigError(f"{path} is truncated or corrupted ({first_line(err)}); refused") from None
 
 
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+    "C64": torch.complex64,
+}  # fmt: skip
+
+
+def tensor_dtypes(path: str | os.PathLike) -> dict[str, str]:
+    """Names and dtypes (safetensors' spelling: ``F32``, ``I32``...) of a safetensors file's tensors, from its
+    header only."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(os.fspath(path), "pt") as file:
+            return {key: str(file.get_slice(key).get_dtype()) for key in file.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as err:
+        raise ConfigError(f"{path} is truncated or corrupted ({first_line(err)}); refused") from None
+
+
+def check_dtypes(net: nn.Module, path: str | os.PathLike) -> None:
+    """Refuse a safetensors file whose tensors have other dtypes than ``net``'s (an ``I32`` tensor of ``F32``'s
+    byte size would otherwise be cast into float weights)."""
+    for key, held in tensor_dtypes(path).items():
+        want = net.state_dict().get(key)
+        if want is not None and SAFETENSORS_DTYPES.get(held) != want.dtype:
+            expected = str(want.dtype).replace("torch.", "")
+            raise ConfigError(f"{path}: tensor {key!r} is {held}, the model's parameter is {expected}; refused")
+
+
 def load_weights(net: nn.Module, path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
-    """Load a safetensors file (strict) into ``net`` and refuse NaN or infinite weights."""
+    """Load a safetensors file (strict) into ``net``: dtypes checked from the header first; NaN or infinite
+    weights refused."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
+    check_dtypes(net, path)
     try:
         load_model(net, os.fspath(path), strict=True, device=str(map_location))
     except SafetensorError as err:

@@ -20,6 +20,7 @@ from wavezoo.pretrained.loading import (
     pretrained_info,
     sha256_file,
     verify_checksum,
+    verify_folder,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "save_pretrained",
     "sha256_file",
     "verify_checksum",
+    "verify_folder",
 ]

@@ -21,7 +21,7 @@ from wavezoo.errors import ChecksumError, ConfigError
 from wavezoo.models.hub import folder_file, load_weights
 from wavezoo.registry import build_model
 from wavezoo.trust import resolve_class
-from wavezoo.weights import Weights, get_weights
+from wavezoo.weights import FILES, Weights, get_weights
 
 CHECKPOINTS_ENV = "WAVEZOO_CHECKPOINTS"
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -91,6 +91,22 @@ def weights_file(weights: Weights, filename: str, expected_sha256: str | None = 
     return path
 
 
+def verify_folder(weights: Weights, first: str = "model.safetensors") -> Path:
+    """Check the sha256 of every file of a published folder against the table (:class:`ChecksumError`), ``first``
+    (the file about to be read) before the others, and that a local folder holds no other file; return the folder."""
+    order = [first, *(name for name in FILES if name != first)]
+    paths = [weights_file(weights, filename, weights.file_sha256(filename)) for filename in order]
+    folder = paths[0].parent
+    if all(path.parent == folder for path in paths):
+        extra = sorted(path.name for path in folder.iterdir() if path.name not in FILES)
+        if extra:
+            raise ChecksumError(
+                f"folder {os.fspath(folder)!r} of pretrained checkpoint {weights.name!r} holds files the weights "
+                f"table does not cover ({', '.join(extra[:3])}); refused: a published folder holds {', '.join(FILES)}"
+            )
+    return folder
+
+
 def _annotate(net: nn.Module, weights: Weights) -> nn.Module:
     net.wavezoo_config.update(
         pretrained=weights.name, task=weights.task, metrics=weights.metrics, command=weights.command
@@ -100,6 +116,8 @@ def _annotate(net: nn.Module, weights: Weights) -> nn.Module:
 
 def load_net(weights: Weights, map_location: Any = "cpu", check_hash: bool = True) -> nn.Module:
     """The plain model of a published entry from its ``model.safetensors`` (no Lightning import)."""
+    if check_hash:
+        verify_folder(weights)
     path = weights_file(weights, "model.safetensors", weights.sha256 if check_hash else None)
     net = build_model(weights.family, **weights.sizes, **weights.model_kwargs)
     return _annotate(load_weights(net, path, map_location), weights)
@@ -108,13 +126,15 @@ def load_net(weights: Weights, map_location: Any = "cpu", check_hash: bool = Tru
 RUN_CONFIG_MAX_BYTES = 1 << 20  # a resolved LightningCLI config is a few KB
 
 
-def run_config(weights: Weights) -> dict[str, Any]:
+def run_config(weights: Weights, check_hash: bool = True) -> dict[str, Any]:
     """The resolved LightningCLI config of the run that trained a published entry (``<name>/train_config.yaml``):
     its ``model.class_path`` is the LightningModule of ``lightning.ckpt``, its ``data`` the DataModule whose test set
-    gave the table's metrics. Read as data (``yaml.safe_load``, size-capped); class paths are checked where used."""
+    gave the table's metrics. Its sha256 is checked against the table; read as data (``yaml.safe_load``,
+    size-capped); class paths are checked where used."""
     import yaml
 
-    path = weights_file(weights, "train_config.yaml")
+    expected = weights.file_sha256("train_config.yaml") if check_hash else None
+    path = weights_file(weights, "train_config.yaml", expected)
     where = f"pretrained checkpoint {weights.name!r}: {path}"
     if path.stat().st_size > RUN_CONFIG_MAX_BYTES:
         raise ConfigError(f"{where} is invalid: {path.stat().st_size:,} bytes, more than a run config can be")
@@ -133,7 +153,9 @@ def load_lightning(weights: Weights, map_location: Any = "cpu", check_hash: bool
     from wavezoo.lit import SequenceTaskModule
 
     what = f"pretrained checkpoint {weights.name!r}: train_config.yaml model.class_path"
-    cls = resolve_class(run_config(weights)["model"].get("class_path"), SequenceTaskModule, what)
+    cls = resolve_class(run_config(weights, check_hash)["model"].get("class_path"), SequenceTaskModule, what)
+    if check_hash:  # train_config.yaml was checked by run_config; now the rest of the folder
+        verify_folder(weights, first="lightning.ckpt")
     path = weights_file(weights, "lightning.ckpt", weights.ckpt_sha256 if check_hash else None)
     module = cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
     _annotate(module.net, weights)
@@ -169,7 +191,7 @@ def evaluate_weights(weights: Weights, *, check_hash: bool = True, accelerator: 
     from wavezoo.lit.reliability import quiet_trainer
 
     module = load_lightning(weights, check_hash=check_hash)
-    datamodule = build_datamodule(run_config(weights)["data"])
+    datamodule = build_datamodule(run_config(weights, check_hash)["data"])
     trainer = quiet_trainer(accelerator=accelerator, devices=1, enable_checkpointing=False)
     (results,) = trainer.test(module, datamodule=datamodule, verbose=False)
     return {key: float(value) for key, value in sorted(results.items())}
