@@ -290,10 +290,9 @@ class TritonSBCScan(torch.autograd.Function):
 
 
 def check_supported(boundary) -> None:
-    """One line naming what the Triton SBC scan does not cover (everything of :class:`AttentionBoundary` is)."""
-    from wavezoo.models.twm import AttentionBoundary
-
-    if type(boundary) is not AttentionBoundary:
+    """One line naming what the Triton SBC scan does not cover (everything of
+    :class:`~wavezoo.models.twm.AttentionBoundary` is). Checked by name: ``core`` imports no model module."""
+    if type(boundary).__name__ != "AttentionBoundary":
         raise ConfigError(f"the Triton SBC scan covers AttentionBoundary only, got {type(boundary).__name__}")
 
 
