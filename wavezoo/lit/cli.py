@@ -30,7 +30,6 @@ from jsonargparse import ArgumentParser
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from wavezoo.cli import SUBCOMMANDS
 from wavezoo.cli_checks import check_run_arguments
 from wavezoo.errors import WavezooError
 from wavezoo.lit import SequenceTaskModule
@@ -132,7 +131,7 @@ def short_error(parser: ArgumentParser, message: str) -> list[str]:
     elif choice := re.match(r"argument (\w+): invalid choice: '([^']*)' \(choose from (.*)\)", error):
         allowed = re.findall(r"'([^']*)'", choice.group(3))
         if choice.group(1) == "subcommand":
-            allowed = list(SUBCOMMANDS)  # analyze too, which wavezoo.cli runs outside the LightningCLI
+            allowed = [*allowed, "analyze"]  # which wavezoo.cli runs outside the LightningCLI
         error = f"unknown {choice.group(1)} {choice.group(2)!r}: expected one of {', '.join(allowed)}"
         hint = did_you_mean(choice.group(2), allowed)
     elif re.match(r'Parser key "([^"]+)":', error):
