@@ -1,5 +1,5 @@
-"""torch.hub entrypoints of wavezoo: one per published name of the weights table (``wavezoo/weights.py``), plus the
-generic ``create_model``.
+"""torch.hub entrypoints of wavezoo: one per published name of the weights table
+(``wavezoo/pretrained/weights.py``), plus the generic ``create_model``.
 
     torch.hub.load("path/to/wavezoo", "elman_vb_t1", source="local")            # nn.Module in eval mode
     torch.hub.load("path/to/wavezoo", "elman_vb_t1", source="local", lightning=True)
@@ -10,7 +10,7 @@ dependencies = ["torch", "huggingface_hub", "safetensors"]
 
 import wavezoo as _wavezoo  # noqa: E402
 from wavezoo.pretrained import load_pretrained as _load_pretrained  # noqa: E402
-from wavezoo.weights import TABLE as _TABLE  # noqa: E402
+from wavezoo.pretrained.weights import TABLE as _TABLE  # noqa: E402
 
 
 def create_model(name, pretrained=False, **kwargs):

@@ -22,9 +22,9 @@ from torch.utils import benchmark
 
 import wavezoo
 from benchmarks.keller_wrnn import StepwiseConvRNN
+from wavezoo.core.lbc_algebra import lbc_matrix
 from wavezoo.core.waves import shift_in
 from wavezoo.data import VariableBindingDataModule
-from wavezoo.lbc import lbc_matrix
 from wavezoo.models.sbc import AttentionOnlyTransformer
 from wavezoo.models.ssm import LBCSSM
 from wavezoo.models.twm import LinearBoundary

@@ -1,4 +1,4 @@
-"""The cost of the waves in TensorBoard (:class:`wavezoo.lit.waves.WaveImages`) against the run time of a fit.
+"""The cost of the waves in TensorBoard (:class:`wavezoo.lit.wave_images.WaveImages`) against the run time of a fit.
 
     python -m benchmarks.wave_images [--runs elman_vb,wave_rnn_copy] [--repeat 1]
 
@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from wavezoo.cli import build_cli
-from wavezoo.lit.waves import WaveImages
+from wavezoo.lit.wave_images import WaveImages
 
 RUNS = {
     # name: (config, arguments): two validations at the config's own interval

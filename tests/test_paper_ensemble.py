@@ -14,7 +14,7 @@ from wavezoo.data import VariableBindingDataModule
 from wavezoo.errors import ConfigError
 from wavezoo.lit import SequenceRegression
 from wavezoo.lit.reliability import quiet_trainer
-from wavezoo.paper.cli import main
+from wavezoo.paper.commands import main
 from wavezoo.paper.ensemble import Member, train_ensemble
 from wavezoo.paper.table1 import train_elman
 

@@ -12,11 +12,10 @@ import pytest
 import torch
 
 import wavezoo
-from wavezoo import weights as table
 from wavezoo.cli import build_cli, main
 from wavezoo.errors import ChecksumError, ConfigError
 from wavezoo.models import SequenceModel
-from wavezoo.models.hub import format_metric
+from wavezoo.models.hub_mixin import format_metric
 from wavezoo.pretrained import (
     compare_metrics,
     evaluate,
@@ -28,7 +27,8 @@ from wavezoo.pretrained import (
     save_pretrained,
     sha256_file,
 )
-from wavezoo.weights import FILES, Recipe, Weights
+from wavezoo.pretrained import weights as table
+from wavezoo.pretrained.weights import FILES, Recipe, Weights
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = list_pretrained()
@@ -253,14 +253,14 @@ def test_verify_and_table_modes_of_the_script(tiny, capsys):
 def test_the_script_writes_a_table_that_python_reads_back(tiny, tmp_path):
     _, entry = tiny
     target, manifest = tmp_path / "weights.py", tmp_path / "manifest.json"
-    target.write_text((ROOT / "wavezoo" / "weights.py").read_text())
+    target.write_text((ROOT / "wavezoo" / "pretrained" / "weights.py").read_text())
     entries = [*table.TABLE.values()]
     SCRIPT.write_table(entries, target, manifest)
     written = runpy.run_path(str(target))["TABLE"]
     assert [dataclasses.astuple(w) for w in written.values()] == [dataclasses.astuple(w) for w in entries]
     assert json.loads(manifest.read_text())["checkpoints"][-1]["name"] == entry.name
     SCRIPT.write_table(list(table.TABLE.values())[:-1], target, tmp_path / "m.json")  # the real table, unchanged
-    assert target.read_text() == (ROOT / "wavezoo" / "weights.py").read_text()
+    assert target.read_text() == (ROOT / "wavezoo" / "pretrained" / "weights.py").read_text()
 
 
 def flip_one_byte(path):
@@ -483,7 +483,7 @@ def test_hub_ids_resolve_offline_from_the_hub_cache(tiny, tmp_path):
     hubbed = dataclasses.replace(entry, name="gru_tiny_hub", hf_hub_id="someone/gru-tiny")
     script = BLOCK_LIGHTNING + (
         "import dataclasses, pytest\n"
-        "from wavezoo.weights import TABLE, Weights, Recipe\n"
+        "from wavezoo.pretrained.weights import TABLE, Weights, Recipe\n"
         f"TABLE['gru_tiny_hub'] = {hubbed!r}\n"
         f"x, expected = torch.load({str(tmp_path / 'x.pt')!r}), torch.load({str(tmp_path / 'expected.pt')!r})\n"
         "assert torch.equal(wavezoo.from_pretrained('someone/gru-tiny')(x), expected)\n"

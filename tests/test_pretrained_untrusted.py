@@ -68,7 +68,7 @@ PROBE = textwrap.dedent(
     from wavezoo.errors import ConfigError
     from wavezoo.pretrained import from_pretrained
     from wavezoo.pretrained.loading import build_datamodule, load_lightning
-    from wavezoo.weights import Recipe, Weights
+    from wavezoo.pretrained.weights import Recipe, Weights
 
     messages = []
     for folder, class_path in zip(sys.argv[1::2], sys.argv[2::2]):

@@ -15,7 +15,7 @@ import torch
 from conftest import one_line_error, train_tiny_checkpoint
 
 import wavezoo
-import wavezoo.weights
+import wavezoo.pretrained.weights
 from wavezoo import ConfigError
 from wavezoo.data import VariableBindingDataModule
 from wavezoo.lit import SequenceRegression, SequenceTaskModule
@@ -98,7 +98,7 @@ def test_analyze_refuses_a_checkpoint_with_code(evil, tmp_path, capsys):
 
 def test_published_paths_refuse_a_checkpoint_with_code(evil, tmp_path, monkeypatch):
     """Even with a weights table whose sha256 matches the evil file (an attacker who controls both)."""
-    entry = wavezoo.weights.get_weights("elman_vb_t1")
+    entry = wavezoo.pretrained.weights.get_weights("elman_vb_t1")
     folder = tmp_path / "published" / entry.name
     folder.mkdir(parents=True)
     shutil.copy(evil, folder / "lightning.ckpt")
@@ -106,7 +106,7 @@ def test_published_paths_refuse_a_checkpoint_with_code(evil, tmp_path, monkeypat
     forged = dataclasses.replace(
         entry, sha256=sha256_file(folder / "model.safetensors"), ckpt_sha256=sha256_file(folder / "lightning.ckpt")
     )
-    monkeypatch.setitem(wavezoo.weights.TABLE, entry.name, forged)
+    monkeypatch.setitem(wavezoo.pretrained.weights.TABLE, entry.name, forged)
     monkeypatch.setenv("WAVEZOO_CHECKPOINTS", str(folder.parent))
     with pytest.raises(ConfigError, match="model.safetensors is truncated or corrupted"):
         wavezoo.load_pretrained(entry.name)

@@ -300,8 +300,8 @@ def test_orphans_of_a_running_writer_are_kept(tmp_path):
 
 
 def test_every_published_file_is_in_the_table():
-    from wavezoo import weights as table
     from wavezoo.pretrained import sha256_file
+    from wavezoo.pretrained import weights as table
 
     for w in table.TABLE.values():
         if w.published:
@@ -357,7 +357,7 @@ def test_a_deeply_nested_config_json_is_one_line(tmp_path):
 
 
 def test_a_deeply_nested_config_json_in_the_hub_cache_is_one_line(tmp_path, monkeypatch):
-    import wavezoo.models.hub as hub
+    import wavezoo.models.hub_mixin as hub
 
     deep = tmp_path / "cache" / "config.json"
     deep.parent.mkdir()

@@ -5,7 +5,8 @@
     wavezoo analyze --ckpt runs/.../checkpoints/last.ckpt [--task T3] [--out analysis_out]
 
 ``wavezoo`` and ``wavezoo --help`` list every subcommand without importing Lightning (it takes seconds); the
-LightningCLI itself is :mod:`wavezoo.lit.cli` (``build_cli``, ``WavezooCLI``, ``user_error`` are re-exported here).
+LightningCLI itself is :mod:`wavezoo.lit.lightning_cli` (``build_cli``, ``WavezooCLI``, ``user_error`` are
+re-exported here).
 A user mistake prints one line, ``wavezoo: error: ...`` (at most three for a command-line mistake: the error, a
 "did you mean", where to look), and exits with status 2.
 """
@@ -35,7 +36,7 @@ LIGHTNING_NAMES = (
 
 def __getattr__(name: str) -> Any:  # the Lightning side, imported on first use
     if name in LIGHTNING_NAMES:
-        from wavezoo.lit import cli
+        from wavezoo.lit import lightning_cli as cli
 
         return getattr(cli, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -67,14 +68,14 @@ def main(args: list[str] | None = None) -> None:
 
             analyze(argv[1:])
             return
-        from wavezoo.lit.cli import QuietWriteErrors, build_cli
+        from wavezoo.lit.lightning_cli import QuietWriteErrors, build_cli
 
         background = QuietWriteErrors.install()
         build_cli(args)
         if background.error is not None:
             raise background.error
     except Exception as exc:
-        from wavezoo.lit.cli import user_error
+        from wavezoo.lit.lightning_cli import user_error
 
         message = user_error(exc)
         if message is None:

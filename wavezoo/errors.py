@@ -23,7 +23,8 @@ class TrainingDiverged(WavezooError):
 
 
 class ChecksumError(WavezooError):
-    """A published checkpoint file does not have the sha256 recorded in the weights table (wavezoo/weights.py)."""
+    """A published checkpoint file does not have the sha256 recorded in the weights table
+    (:mod:`wavezoo.pretrained.weights`)."""
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator, wave_basis
-from wavezoo.lbc import embed_in_basis
+from wavezoo.core.lbc_algebra import embed_in_basis
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -117,8 +117,8 @@ def test_task_window_holds_the_targets_in_the_start_column():
 def test_linearize_reads_the_recurrence_of_each_supported_family_and_names_the_others():
     from wavezoo import create_model
     from wavezoo.analysis import linearize
+    from wavezoo.core.lbc_algebra import lbc_matrix
     from wavezoo.errors import ConfigError
-    from wavezoo.lbc import lbc_matrix
 
     elman = create_model("elman", input_size=3, output_size=2, hidden_size=16)
     assert torch.equal(linearize(elman).w_hh, elman.rnn.weight_hh_l0)

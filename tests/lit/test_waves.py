@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import wavezoo
 from wavezoo.cli import main
-from wavezoo.lit.waves import RNN_FAMILIES, WAVE_FAMILIES, heatmap, hidden_trace, spectrum_image, step_jacobian
+from wavezoo.lit.wave_images import RNN_FAMILIES, WAVE_FAMILIES, heatmap, hidden_trace, spectrum_image, step_jacobian
 
 ROOT = Path(__file__).resolve().parents[2]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]

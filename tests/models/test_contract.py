@@ -94,7 +94,7 @@ def test_registry_errors_list_the_choices(monkeypatch):
         wavezoo.create_model("gru", input_size=1, output_size=1, depth=3)
     with pytest.raises(ConfigError, match="num_heads=3 must divide hidden_size=16"):
         wavezoo.create_model("transformer", input_size=1, output_size=1, hidden_size=16, num_heads=3)
-    monkeypatch.setattr(wavezoo.weights, "TABLE", {})
+    monkeypatch.setattr(wavezoo.pretrained.weights, "TABLE", {})
     with pytest.raises(ConfigError, match="no published pretrained weights for model .irnn.; published .*: none"):
         wavezoo.create_model("irnn", input_size=1, output_size=1, pretrained=True)
     with pytest.raises(ConfigError, match="create_model\\('gru'\\) needs input_size and output_size"):

@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from wavezoo.core.operators import random_stable_var
-from wavezoo.core.systems import RandomMLPSystem
-from wavezoo.data import HDSDataModule
-from wavezoo.lbc import characteristic_value, embed_in_basis, lbc_matrix, shift_matrix
-from wavezoo.theorem import (
+from wavezoo.constructions import (
     twm_from_function,
     twm_from_lag_operators,
     twm_generalized_fibonacci,
     twm_variable_binding,
 )
+from wavezoo.core.lbc_algebra import characteristic_value, embed_in_basis, lbc_matrix, shift_matrix
+from wavezoo.core.operators import random_stable_var
+from wavezoo.data import HDSDataModule
+from wavezoo.data.systems import RandomMLPSystem
 
 pytestmark = pytest.mark.usefixtures("float64")
 

@@ -66,9 +66,9 @@ from wavezoo.analysis.controls import (
 )
 from wavezoo.analysis.linearize import linearize
 from wavezoo.analysis.spectra import count_above, eigenvalues, spectral_error, task_operator
-from wavezoo.core.accuracy import sign_accuracy
 from wavezoo.core.operators import VARIABLE_BINDING_TASKS
 from wavezoo.errors import ConfigError
+from wavezoo.metrics import sign_accuracy
 
 TASKS = tuple(VARIABLE_BINDING_TASKS)
 UNTRAINED_SEEDS = (0, 1, 2)

@@ -48,7 +48,7 @@ def linearize(net: torch.nn.Module) -> LinearRecurrence:
 
 
 def _twm_recurrence(net) -> LinearRecurrence:
-    from wavezoo.lbc import lbc_matrix
+    from wavezoo.core.lbc_algebra import lbc_matrix
 
     phi, w_in, w_out = net.memory.boundary.phi, net.input_map.weight, net.readout.weight
     s, dim = net.memory.history, net.memory.dim

@@ -10,8 +10,8 @@ import math
 
 import torch
 
+from wavezoo.core.lbc_algebra import lbc_matrix
 from wavezoo.core.operators import VARIABLE_BINDING_TASKS, signed_selection
-from wavezoo.lbc import lbc_matrix
 
 
 def task_operator(task: str = "T1", operator: list[list[int]] | None = None, dim: int = 8, history: int = 8):

@@ -23,9 +23,9 @@ from wavezoo.core.operators import (
     random_stable_var,
     signed_selection,
 )
-from wavezoo.core.systems import RandomMLPSystem
 from wavezoo.core.waves import wave_rollout
 from wavezoo.data.base import Batch, SyntheticDataModule
+from wavezoo.data.systems import RandomMLPSystem
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 
 # The longest rollout a history task generates: 500 times the paper's test horizon of 200. A batch holds

@@ -8,15 +8,15 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from wavezoo.core.accuracy import sign_agreement
 from wavezoo.lit.base import SequenceTaskModule
+from wavezoo.metrics import sign_agreement
 
 
 class SequenceRegression(SequenceTaskModule):
     """Regression on the masked steps: loss = mean over masked steps, batch and dims of (y_hat - y)^2.
 
     Metrics: ``mse`` and, with ``sign_accuracy`` (the paper's accuracy for +-1 targets), ``acc`` = fraction of
-    masked elements with sign(y_hat) == sign(y) (:func:`wavezoo.core.accuracy.sign_agreement`).
+    masked elements with sign(y_hat) == sign(y) (:func:`wavezoo.metrics.sign_agreement`).
     """
 
     task_type = "regression"

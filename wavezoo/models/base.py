@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from wavezoo.errors import ConfigError, check_positive_int
-from wavezoo.models.hub import ZooHubMixin
+from wavezoo.models.hub_mixin import ZooHubMixin
 
 State = Any  # a tensor or a (nested) tuple of tensors, as each family documents
 
@@ -37,7 +37,7 @@ class SequenceModel(nn.Module, ZooHubMixin):
     :meth:`forward_sequence` with a fast path equal to the scan of :meth:`forward_step`. :meth:`forward` and
     :meth:`step` check their input first, so a tensor of the wrong rank or width fails with a one-line
     :class:`~wavezoo.errors.ConfigError` instead of an error deep inside torch. ``save_pretrained``,
-    ``from_pretrained`` and ``push_to_hub`` come from huggingface_hub (:class:`~wavezoo.models.hub.ZooHubMixin`).
+    ``from_pretrained`` and ``push_to_hub`` come from huggingface_hub (:class:`~wavezoo.models.hub_mixin.ZooHubMixin`).
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int) -> None:

@@ -22,13 +22,14 @@ are not read). The readout is the start column, y(t) = h[s](t). Boundary conditi
 
 * LBC (:class:`LinearBoundary`): f(h) = sum_i Phi_i h[i]. The whole update is then linear,
   H(t) = M H(t-1) + e_s (x) u(t) in "add" mode, M = S_s (x) I_d + e_s (x) [Phi_1 ... Phi_s] (shift + rank <= d),
-  see :mod:`wavezoo.lbc`.
+  see :mod:`wavezoo.core.lbc_algebra`.
 * SBC (:class:`AttentionBoundary`): f(h) = softmax attention over the s columns with the newest column as query,
   which makes the TWM the autoregressive loop of an attention-only transformer (:mod:`wavezoo.models.sbc`).
 * any module or callable mapping ``[batch, s, d] -> [batch, d]`` (e.g. an MLP for a nonlinear HDS).
 
 Theorem 3.1: started from h(0) = (x(1), ..., x(s)), the autonomous TWM with boundary f reproduces the HDS
-x(t+1) = f(x(t-s+1), ..., x(t)), h[s](t) = x(s + t) (:func:`wavezoo.core.waves.wave_rollout`, :mod:`wavezoo.theorem`).
+x(t+1) = f(x(t-s+1), ..., x(t)), h[s](t) = x(s + t) (:func:`wavezoo.core.waves.wave_rollout`,
+:mod:`wavezoo.constructions`).
 """
 
 from __future__ import annotations

@@ -1,3 +1,3 @@
-from wavezoo.paper.cli import main
+from wavezoo.paper.commands import main
 
 main()

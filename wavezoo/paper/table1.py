@@ -22,8 +22,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator
-from wavezoo.core.accuracy import sign_accuracy
 from wavezoo.errors import WavezooError
+from wavezoo.metrics import sign_accuracy
 
 SNAPSHOT_EVERY = 2000
 SOLVED = 0.9  # the authors analyse models with test accuracy > 0.9

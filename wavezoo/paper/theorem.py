@@ -7,12 +7,12 @@ import torch
 
 def theorem_checks() -> dict[str, float]:
     """Max deviations of the exact constructions (all should be ~0 in float64)."""
+    from wavezoo.constructions import twm_from_function, twm_from_lag_operators, twm_generalized_fibonacci
+    from wavezoo.core.lbc_algebra import characteristic_value, embed_in_basis, lbc_matrix, shift_matrix
     from wavezoo.core.operators import random_stable_var
-    from wavezoo.core.systems import RandomMLPSystem
-    from wavezoo.lbc import characteristic_value, embed_in_basis, lbc_matrix, shift_matrix
+    from wavezoo.data.systems import RandomMLPSystem
     from wavezoo.models.sbc import AttentionOnlyTransformer
     from wavezoo.models.twm import TravelingWaveMemory
-    from wavezoo.theorem import twm_from_function, twm_from_lag_operators, twm_generalized_fibonacci
 
     torch.manual_seed(0)
     s, d = 5, 3

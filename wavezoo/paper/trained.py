@@ -22,7 +22,7 @@ from wavezoo.analysis import (
 from wavezoo.analysis.claims import EVAL_BATCHES, evaluate_views, reference_lens
 from wavezoo.analysis.lens import THEORY_COUNT, WAVE_FRAMES, lens_pictures
 from wavezoo.analysis.plots import curves_figure, lattice_figure, matrices_figure, spectra_figure
-from wavezoo.core.accuracy import sign_accuracy
+from wavezoo.metrics import sign_accuracy
 from wavezoo.paper.table1 import PAPER_TABLE1
 from wavezoo.registry import build_model
 
@@ -122,7 +122,7 @@ def gradients(models: list | None = None) -> tuple[list[dict[str, Any]], dict]:
     from wavezoo.errors import WavezooError
     from wavezoo.pretrained import load_pretrained
     from wavezoo.pretrained.loading import build_datamodule, run_config
-    from wavezoo.weights import get_weights
+    from wavezoo.pretrained.weights import get_weights
 
     rows, curves = [], {}
     for name, family, step, count in models or JACOBIAN_MODELS:

@@ -1,5 +1,5 @@
-"""Published weights: the table (:mod:`wavezoo.weights`), loading with a sha256 check, re-evaluation, and model
-folders in the Hugging Face Hub layout.
+"""Published weights: the table (:mod:`wavezoo.pretrained.weights`), loading with a sha256 check, re-evaluation, and
+model folders in the Hugging Face Hub layout.
 
     wavezoo.list_pretrained()                      # names of the published weights
     net = wavezoo.load_pretrained("elman_vb_t1")   # nn.Module in eval mode (lightning=True: the LightningModule)

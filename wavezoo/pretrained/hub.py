@@ -1,6 +1,6 @@
 """``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` for a zoo model or a wavezoo LightningModule.
 
-A plain model goes through huggingface_hub's mixin of every zoo model (:class:`~wavezoo.models.hub.ZooHubMixin`).
+A plain model goes through huggingface_hub's mixin of every zoo model (:class:`~wavezoo.models.hub_mixin.ZooHubMixin`).
 A LightningModule is saved as its model's folder whose ``config.json`` also records the module's class and
 hyper-parameters (``"lightning"``), so ``from_pretrained(folder, lightning=True)`` rebuilds the module; that class
 must lie inside ``wavezoo`` and its claimed architecture must fit the tensors before anything is built.
@@ -14,10 +14,9 @@ from typing import Any
 
 from torch import nn
 
-from wavezoo import weights as table
 from wavezoo.errors import ConfigError
 from wavezoo.models import SequenceModel
-from wavezoo.models.hub import (
+from wavezoo.models.hub_mixin import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     folder_config,
@@ -26,6 +25,7 @@ from wavezoo.models.hub import (
     read_config,
     tensor_shapes,
 )
+from wavezoo.pretrained import weights as table
 from wavezoo.trust import check_model_shapes, first_line, model_spec, resolve_class, short
 
 
@@ -102,7 +102,7 @@ def from_pretrained(
 ) -> nn.Module:
     """A model written by :func:`save_pretrained` (a local folder, or a Hub repo id ``"owner/name"`` through
     huggingface_hub's cache), in eval mode; ``lightning=True`` gives its LightningModule when the folder records
-    one. The folder is untrusted data (see :mod:`wavezoo.models.hub` and :mod:`wavezoo.trust`)."""
+    one. The folder is untrusted data (see :mod:`wavezoo.models.hub_mixin` and :mod:`wavezoo.trust`)."""
     model_id = os.fspath(folder_or_repo)
     if model_id in table.TABLE and not os.path.isdir(model_id):
         raise ConfigError(f"{model_id!r} is a published name, not a folder: use wavezoo.load_pretrained({model_id!r})")

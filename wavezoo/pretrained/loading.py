@@ -1,4 +1,5 @@
-"""Loading the published weights of :mod:`wavezoo.weights`, with their sha256 checked before anything is read.
+"""Loading the published weights of :mod:`wavezoo.pretrained.weights`, with their sha256 checked before anything is
+read.
 
 The files of a name are looked for in the folders of ``$WAVEZOO_CHECKPOINTS`` (``os.pathsep``-separated), then
 inside the installed package (``wavezoo/checkpoints``, as a wheel ships them), then in the source tree's
@@ -16,12 +17,12 @@ from typing import Any
 
 from torch import nn
 
-from wavezoo import weights as table
 from wavezoo.errors import ChecksumError, ConfigError
-from wavezoo.models.hub import folder_file, load_weights
+from wavezoo.models.hub_mixin import folder_file, load_weights
+from wavezoo.pretrained import weights as table
+from wavezoo.pretrained.weights import FILES, Weights, get_weights
 from wavezoo.registry import build_model
 from wavezoo.trust import resolve_class
-from wavezoo.weights import FILES, Weights, get_weights
 
 CHECKPOINTS_ENV = "WAVEZOO_CHECKPOINTS"
 PACKAGE = Path(__file__).resolve().parents[1]

@@ -39,7 +39,7 @@ from wavezoo.lit.reliability import (
     RunFolderLock,
     WavezooTrainer,
 )
-from wavezoo.lit.waves import WaveImages
+from wavezoo.lit.wave_images import WaveImages
 
 TRAINER_DEFAULTS = {
     "gradient_clip_val": 1.0,  # on by default: every family here is recurrent or trained through a rollout
@@ -163,7 +163,7 @@ class WavezooParser(LightningArgumentParser):
 
 class WavezooCLI(LightningCLI):
     """LightningCLI with the zoo's defaults: TensorBoard, a progress bar counting steps (plain lines when stdout is
-    not a terminal), the waves in TensorBoard (:class:`~wavezoo.lit.waves.WaveImages`), ``last.ckpt`` + best
+    not a terminal), the waves in TensorBoard (:class:`~wavezoo.lit.wave_images.WaveImages`), ``last.ckpt`` + best
     checkpoint, gradient clipping at 1.0, atomic checkpoint files, one run per run folder and a stop on a non-finite
     loss. Every checkpoint named by ``--ckpt_path`` is checked by :func:`wavezoo.trust.read_checkpoint` before
     Lightning reads it; ``--ckpt_path last`` resumes the latest run of the config in its own folder."""

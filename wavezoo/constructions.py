@@ -8,7 +8,7 @@ interior shift moves x(t-s+i+1) into column i, the boundary computes x(t+1)).
 Every constructor returns a :class:`~wavezoo.models.twm.TravelingWaveMemory` whose boundary is fixed (no
 trainable parameters); ``twm.rollout(window, steps)`` is the HDS trajectory (the autonomous TWM,
 :func:`~wavezoo.models.twm.wave_rollout`), and ``twm(u)`` drives it with inputs by its input rule: ``"add"``
-(h[s](t) = f(h(t-1)) + u(t) at every step: the LBC-TWM is then the linear RNN of :mod:`wavezoo.lbc`), or
+(h[s](t) = f(h(t-1)) + u(t) at every step: the LBC-TWM is then the linear RNN of :mod:`wavezoo.core.lbc_algebra`), or
 ``"replace"`` with ``input_steps = s`` (u(1..s) written as the initial window, then autonomous: the paper's
 protocol, used by :func:`twm_variable_binding`).
 """
