@@ -24,7 +24,7 @@ import torch
 
 import wavezoo
 from benchmarks.keller_wrnn import StepwiseConvRNN
-from benchmarks.measure import activation_mb, fwd_bwd, median_ms, record, skipped
+from benchmarks.measure import activation_mb, fwd_bwd, kernel_launches, median_ms, record, skipped
 
 GROUP = "wave_rnn"
 
@@ -64,10 +64,13 @@ class Readout(torch.nn.Module):
         return self.readout(self.rnn(x)[0])
 
 
-def timed(fn: Callable[[], None], t: float, memory: bool = True) -> tuple[float, float | None]:
-    """Median ms (and memory, see :func:`benchmarks.measure.activation_mb`) of ``fn``; CUDA's cache emptied after."""
+def timed(fn: Callable[[], None], t: float, memory: bool = True) -> tuple[float, float | None, int | None]:
+    """Median ms, memory (see :func:`benchmarks.measure.activation_mb`; None without ``memory``) and CUDA kernel
+    launches of one call (None off CUDA) of ``fn``; CUDA's cache emptied after."""
     try:
-        return median_ms(fn, t), (activation_mb(fn) if memory else None)
+        ms = median_ms(fn, t)
+        launches = kernel_launches(fn) if torch.get_default_device().type == "cuda" else None
+        return ms, (activation_mb(fn) if memory else None), launches
     finally:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -88,36 +91,38 @@ def bench_wave_rnn_cuda(quick: bool, t: float, sizes: Sizes = Sizes()) -> None:
     fused = fused_bf16 = None
     if fused_here:
         with scan("triton"):
-            fused, mb = timed(fwd_bwd(model, x), t)
-            record(GROUP, "fused scan (triton)", shape, fused, tokens, mb=mb, target="<= 15 ms", met=fused <= 15)
-            fused_bf16, mb = timed(fwd_bwd(model, x, autocast=True), t)
+            fused, mb, kernels = timed(fwd_bwd(model, x), t)
+            record(GROUP, "fused scan (triton)", shape, fused, tokens, mb=mb, target="<= 15 ms", launches=kernels,
+                   met=fused <= 15)  # fmt: skip
+            fused_bf16, mb, kernels = timed(fwd_bwd(model, x, autocast=True), t)
             record(GROUP, "fused scan, bf16 autocast", shape, fused_bf16, tokens, fused, "fused fp32", mb,
-                   "< 1x (bf16 faster)", met=fused_bf16 < fused)  # fmt: skip
+                   "< 1x (bf16 faster)", launches=kernels, met=fused_bf16 < fused)  # fmt: skip
     else:
         skipped(GROUP, "fused scan (triton)", shape, "cuda only")
         skipped(GROUP, "fused scan, bf16 autocast", shape, "cuda only")
     with scan("reference"):
-        ms, mb = timed(fwd_bwd(model, x), min(t, 0.5))
-        record(GROUP, "reference scan", shape, ms, tokens, fused, "fused", mb)
+        ms, mb, kernels = timed(fwd_bwd(model, x), min(t, 0.5))
+        record(GROUP, "reference scan", shape, ms, tokens, fused, "fused", mb, launches=kernels)
     authors = StepwiseConvRNN(1, 10, c, n)
-    ms, mb = timed(fwd_bwd(authors, x), min(t, 0.5))
-    record(GROUP, "authors' Conv1d loop", shape, ms, tokens, fused, "fused", mb)
+    ms, mb, kernels = timed(fwd_bwd(authors, x), min(t, 0.5))
+    record(GROUP, "authors' Conv1d loop", shape, ms, tokens, fused, "fused", mb, launches=kernels)
 
     rnn = Readout(torch.nn.RNN(1, units, nonlinearity="relu", batch_first=True), 10)
     label = "nn.RNN cuDNN" if cuda else "nn.RNN"
-    rnn_ms, mb = timed(fwd_bwd(rnn, x), t)
-    record(GROUP, f"{label} relu N={units}", shape, rnn_ms, tokens, fused, "fused", mb, ">= 5x",
+    rnn_ms, mb, kernels = timed(fwd_bwd(rnn, x), t)
+    record(GROUP, f"{label} relu N={units}", shape, rnn_ms, tokens, fused, "fused", mb, ">= 5x", launches=kernels,
            met=None if fused is None else rnn_ms >= 5 * fused)  # fmt: skip
     if cuda:
-        ms, mb = timed(fwd_bwd(rnn, x, autocast=True), t)
+        ms, mb, kernels = timed(fwd_bwd(rnn, x, autocast=True), t)
         record(GROUP, f"{label} bf16 autocast", shape, ms, tokens, fused_bf16, "fused bf16", mb, ">= 5x",
-               met=ms >= 5 * fused_bf16)  # fmt: skip
+               launches=kernels, met=ms >= 5 * fused_bf16)  # fmt: skip
     else:
         skipped(GROUP, f"{label} bf16 autocast", shape, "cuda only")
     del rnn
     lstm = Readout(torch.nn.LSTM(1, units, batch_first=True), 10)
-    ms, mb = timed(fwd_bwd(lstm, x), t)
-    record(GROUP, f"{'nn.LSTM cuDNN' if cuda else 'nn.LSTM'} N={units}", shape, ms, tokens, fused, "fused", mb)
+    ms, mb, kernels = timed(fwd_bwd(lstm, x), t)
+    record(GROUP, f"{'nn.LSTM cuDNN' if cuda else 'nn.LSTM'} N={units}", shape, ms, tokens, fused, "fused", mb,
+           launches=kernels)  # fmt: skip
     del lstm
     tokens_per_s(model, t, sizes, fused_here)
 
@@ -136,10 +141,11 @@ def tokens_per_s(model: torch.nn.Module, t: float, sizes: Sizes, fused_here: boo
                 continue
             x = torch.randn(batch, length, 1)
             with scan("triton"):
-                ms, _ = timed(fwd_bwd(model, x, autocast=autocast), t, memory=False)
+                ms, _, kernels = timed(fwd_bwd(model, x, autocast=autocast), t, memory=False)
             per_s[batch] = batch * length / ms
             big = batch == sizes.big_batch
             ratio = per_s[batch] / per_s[sizes.batch] if big else None
             record(GROUP, name, shape, ms, batch * length, ratio=ratio, ref_name=f"B={sizes.batch} tokens/s",
-                   target=">= 4x" if big else "", met=None if ratio is None else ratio >= 4)  # fmt: skip
+                   target=">= 4x" if big else "", launches=kernels,
+                   met=None if ratio is None else ratio >= 4)  # fmt: skip
             del x
