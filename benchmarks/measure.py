@@ -67,9 +67,10 @@ def count_kernels(events: Iterable) -> int:
     return sum(e.device_type == cuda and str(getattr(e, "activity_type", "")).lower() == "kernel" for e in events)
 
 
-def kernel_launches(fn: Callable[[], object]) -> int:
+def kernel_launches(fn: Callable[[], object]) -> int | None:
     """CUDA kernels run by one ``fn()``, from ``torch.profiler``'s device events (call ``fn`` once before, so that
-    one-time work such as Triton compilation or optimiser state is not counted); 0 where torch sees no CUDA."""
+    one-time work such as Triton compilation or optimiser state is not counted); 0 where torch sees no CUDA; None
+    where the profiler recorded no device event at all (e.g. no CUPTI): not measured, rather than a false 0."""
     if not torch.cuda.is_available():
         return 0
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
@@ -77,7 +78,10 @@ def kernel_launches(fn: Callable[[], object]) -> int:
     with torch.profiler.profile(activities=activities) as prof:
         fn()
         torch.cuda.synchronize()
-    return count_kernels(prof.events())
+    events = prof.events()
+    if not any(e.device_type == torch.autograd.DeviceType.CUDA for e in events):
+        return None
+    return count_kernels(events)
 
 
 HEADER = (f"{'group':<12} {'model':<26} {'shape':<28} {'ms':>10} {'tokens/s':>12} {'act MB':>8}  {'ratio':<24} "

@@ -192,7 +192,7 @@ def bench_training(quick: bool, t: float) -> None:
         ops = tuple(aten_ops(fwd_bwd(model, x.repeat(1, repeat, 1))) for repeat in (1, 4))  # L = 108 and 432
         launches = kernel_launches(step) if cuda else None  # one fwd + bwd + Adam step, after median_ms's warm-up
         target = ">= 200 steps/s, <= 300 launches" if cuda else ""
-        met = 1e3 / ms >= 200 and launches <= 300 if cuda else None
+        met = 1e3 / ms >= 200 and launches is not None and launches <= 300 if cuda else None
         record("train_T1", label, f"B=64 L=108 ({1e3 / ms:.1f} steps/s)", ms, 64 * 108, ref,
                "elman", target=target, ops=ops, launches=launches, met=met)  # fmt: skip
 
