@@ -100,13 +100,11 @@ def record(
     target: str = "",
     ops: tuple[int, int] | None = None,
     launches: int | None = None,
-    ratio: float | None = None,
     met: bool | None = None,
 ) -> None:
-    """Print one row and keep it in :data:`ROWS`. The ratio is ``ms / ref_ms`` unless ``ratio`` is given (e.g. a
-    ratio of tokens/s); ``met`` (printed after the target) says whether the row meets its target."""
-    if ratio is None and ref_ms is not None:
-        ratio = ms / ref_ms
+    """Print one row and keep it in :data:`ROWS`. The ratio is ``ms / ref_ms``; ``met`` (printed after the target)
+    says whether the row meets its target."""
+    ratio = None if ref_ms is None else ms / ref_ms
     row = {
         "group": group,
         "model": name,

@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
+import traceback
 from datetime import date
 
 import torch
@@ -262,22 +264,31 @@ def main() -> None:
     t = 0.3 if args.quick else 0.5 if args.device == "cuda" else 1.0  # seconds of timing per row (CUDA: steadier)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     print(HEADER)
+    failed: list[str] = []
     for name in chosen:
         if args.device != "cpu" and name in CPU_ONLY:
             print(f"{name:<12} skipped on {args.device}: a CPU comparison")
             continue
-        with torch.device(args.device):  # models and tensors of every benchmark are created there
-            BENCHES[name](args.quick, t)
+        try:
+            with torch.device(args.device):  # models and tensors of every benchmark are created there
+                BENCHES[name](args.quick, t)
+        except Exception:  # noqa: BLE001 - the other groups still run; the exit status says it
+            failed.append(name)
+            print(f"{name:<12} FAILED (traceback on stderr)", flush=True)
+            traceback.print_exc()
     meta = {
         "date": str(date.today()),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "quick": args.quick,
+        "failed": failed,
     }
     with open(args.out, "w") as fh:
         json.dump({"meta": meta, "rows": ROWS}, fh, indent=1)
     print(f"wrote {args.out}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

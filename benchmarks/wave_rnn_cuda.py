@@ -6,7 +6,9 @@ k = 3, batch 128, length 784, forward + backward with the input map and readout)
 - cuDNN ``torch.nn.RNN`` (ReLU) and ``torch.nn.LSTM`` with as many units (4,096): ``nn.RNN`` >= 5x the fused time;
 - bf16 autocast rows (the fused scan, ``nn.RNN``): bf16 faster than fp32;
 - tokens/s of the fused scan at batch 128 and 2,048 at length 196 (2,048 x 784 fp32 states, their pre-activations and
-  both gradients would be 4 x 26 GB): B2048 >= 4x the tokens/s of B128.
+  both gradients would be 4 x 26 GB): B2048 >= 4x the tokens/s of B128 (the row's ratio: time per token, <= 0.25x).
+
+A row that raises (e.g. out of memory) prints ``FAILED`` and the group goes on.
 
 The rows of the fused scan need CUDA, or the CPU with ``TRITON_INTERPRET=1`` set before triton is imported (a dry run
 at toy sizes: ``Sizes(...)``); elsewhere they print ``cuda only``, as does the cuDNN bf16 row off CUDA, so that the
@@ -76,6 +78,26 @@ def timed(fn: Callable[[], None], t: float, memory: bool = True) -> tuple[float,
             torch.cuda.empty_cache()
 
 
+def row(name: str, shape: str, fn: Callable[[], None], t: float, tokens: int, ref: float | None = None,
+        ref_name: str = "", target: str = "", check: Callable[[float], bool] | None = None,
+        memory: bool = True) -> float | None:  # fmt: skip
+    """Time ``fn`` and record its row (ratio: ms / ``ref``; ``check(ms)``: whether the target is met); the ms, or None
+    with a ``FAILED`` row where it raised (e.g. out of memory): one failed row does not end the group."""
+    try:
+        ms, mb, kernels = timed(fn, t, memory)
+    except Exception as error:  # noqa: BLE001 - reported in the row, the group goes on
+        skipped(GROUP, name, shape, f"FAILED {type(error).__name__}: {str(error).strip().splitlines()[0][:90]}")
+        return None
+    met = None if check is None else check(ms)
+    record(GROUP, name, shape, ms, tokens, ref, ref_name, mb, target, launches=kernels, met=met)
+    return ms
+
+
+def times(k: float, ref: float | None) -> Callable[[float], bool] | None:
+    """The check "ms >= k x ref" (None without a reference)."""
+    return None if ref is None else lambda ms: ms >= k * ref
+
+
 def bench_wave_rnn_cuda(quick: bool, t: float, sizes: Sizes = Sizes()) -> None:
     """The rows of the module docstring on the default device (``--quick``: shorter timings only)."""
     cuda = torch.get_default_device().type == "cuda"
@@ -91,38 +113,31 @@ def bench_wave_rnn_cuda(quick: bool, t: float, sizes: Sizes = Sizes()) -> None:
     fused = fused_bf16 = None
     if fused_here:
         with scan("triton"):
-            fused, mb, kernels = timed(fwd_bwd(model, x), t)
-            record(GROUP, "fused scan (triton)", shape, fused, tokens, mb=mb, target="<= 15 ms", launches=kernels,
-                   met=fused <= 15)  # fmt: skip
-            fused_bf16, mb, kernels = timed(fwd_bwd(model, x, autocast=True), t)
-            record(GROUP, "fused scan, bf16 autocast", shape, fused_bf16, tokens, fused, "fused fp32", mb,
-                   "< 1x (bf16 faster)", launches=kernels, met=fused_bf16 < fused)  # fmt: skip
+            fused = row("fused scan (triton)", shape, fwd_bwd(model, x), t, tokens, target="<= 15 ms",
+                        check=lambda ms: ms <= 15)  # fmt: skip
+            fused_bf16 = row("fused scan, bf16 autocast", shape, fwd_bwd(model, x, autocast=True), t, tokens, fused,
+                             "fused fp32", "< 1x (bf16 faster)",
+                             None if fused is None else lambda ms: ms < fused)  # fmt: skip
     else:
         skipped(GROUP, "fused scan (triton)", shape, "cuda only")
         skipped(GROUP, "fused scan, bf16 autocast", shape, "cuda only")
     with scan("reference"):
-        ms, mb, kernels = timed(fwd_bwd(model, x), min(t, 0.5))
-        record(GROUP, "reference scan", shape, ms, tokens, fused, "fused", mb, launches=kernels)
+        row("reference scan", shape, fwd_bwd(model, x), min(t, 0.5), tokens, fused, "fused")
     authors = StepwiseConvRNN(1, 10, c, n)
-    ms, mb, kernels = timed(fwd_bwd(authors, x), min(t, 0.5))
-    record(GROUP, "authors' Conv1d loop", shape, ms, tokens, fused, "fused", mb, launches=kernels)
+    row("authors' Conv1d loop", shape, fwd_bwd(authors, x), min(t, 0.5), tokens, fused, "fused")
+    del authors
 
-    rnn = Readout(torch.nn.RNN(1, units, nonlinearity="relu", batch_first=True), 10)
     label = "nn.RNN cuDNN" if cuda else "nn.RNN"
-    rnn_ms, mb, kernels = timed(fwd_bwd(rnn, x), t)
-    record(GROUP, f"{label} relu N={units}", shape, rnn_ms, tokens, fused, "fused", mb, ">= 5x", launches=kernels,
-           met=None if fused is None else rnn_ms >= 5 * fused)  # fmt: skip
+    rnn = Readout(torch.nn.RNN(1, units, nonlinearity="relu", batch_first=True), 10)
+    row(f"{label} relu N={units}", shape, fwd_bwd(rnn, x), t, tokens, fused, "fused", ">= 5x", times(5, fused))
     if cuda:
-        ms, mb, kernels = timed(fwd_bwd(rnn, x, autocast=True), t)
-        record(GROUP, f"{label} bf16 autocast", shape, ms, tokens, fused_bf16, "fused bf16", mb, ">= 5x",
-               launches=kernels, met=ms >= 5 * fused_bf16)  # fmt: skip
+        row(f"{label} bf16 autocast", shape, fwd_bwd(rnn, x, autocast=True), t, tokens, fused_bf16, "fused bf16",
+            ">= 5x", times(5, fused_bf16))  # fmt: skip
     else:
         skipped(GROUP, f"{label} bf16 autocast", shape, "cuda only")
     del rnn
     lstm = Readout(torch.nn.LSTM(1, units, batch_first=True), 10)
-    ms, mb, kernels = timed(fwd_bwd(lstm, x), t)
-    record(GROUP, f"{'nn.LSTM cuDNN' if cuda else 'nn.LSTM'} N={units}", shape, ms, tokens, fused, "fused", mb,
-           launches=kernels)  # fmt: skip
+    row(f"{'nn.LSTM cuDNN' if cuda else 'nn.LSTM'} N={units}", shape, fwd_bwd(lstm, x), t, tokens, fused, "fused")
     del lstm
     tokens_per_s(model, t, sizes, fused_here)
 
@@ -133,19 +148,19 @@ def tokens_per_s(model: torch.nn.Module, t: float, sizes: Sizes, fused_here: boo
     length = sizes.short_length
     for autocast in (False, True):
         kind = "bf16 autocast" if autocast else "fp32"
-        per_s = {}
+        small = None
         for batch in (sizes.batch, sizes.big_batch):
             name, shape = f"fused {kind} B{batch}", f"B={batch} L={length} (tokens/s)"
             if not fused_here:
                 skipped(GROUP, name, shape, "cuda only")
                 continue
             x = torch.randn(batch, length, 1)
-            with scan("triton"):
-                ms, _, kernels = timed(fwd_bwd(model, x, autocast=autocast), t, memory=False)
-            per_s[batch] = batch * length / ms
             big = batch == sizes.big_batch
-            ratio = per_s[batch] / per_s[sizes.batch] if big else None
-            record(GROUP, name, shape, ms, batch * length, ratio=ratio, ref_name=f"B={sizes.batch} tokens/s",
-                   target=">= 4x" if big else "", launches=kernels,
-                   met=None if ratio is None else ratio >= 4)  # fmt: skip
+            # tokens/s of B2048 over those of B128 = (2048 / ms) / (128 / ms_128): as a time ratio, ms_128 x 16 / ms
+            ref = None if small is None or not big else small * batch / sizes.batch
+            with scan("triton"):
+                ms = row(name, shape, fwd_bwd(model, x, autocast=autocast), t, batch * length, ref,
+                         f"B={sizes.batch} per token", "<= 0.25x (>= 4x tokens/s)" if big else "",
+                         None if ref is None else lambda ms, ref=ref: ms <= ref / 4, memory=False)  # fmt: skip
+            small = ms if not big else small
             del x

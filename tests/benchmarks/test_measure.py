@@ -52,11 +52,11 @@ def test_rows_print_their_ratio_launches_and_verdict(capsys):
     before = len(measure.ROWS)
     measure.record("g", "fast", "B=1", 2.0, tokens=10, ref_ms=4.0, ref_name="slow", target="<= 0.6x", met=True,
                    launches=1234, ops=(5, 6))  # fmt: skip
-    measure.record("g", "big", "B=2", 1.0, ratio=4.5, ref_name="B=1 tokens/s", target=">= 5x", met=False)
+    measure.record("g", "big", "B=2", 9.0, ref_ms=2.0, ref_name="fast", target="<= 4x", met=False)
     measure.skipped("g", "fused", "B=1", "cuda only")
     out = capsys.readouterr().out.splitlines()
     assert "0.500x slow" in out[0] and "1,234" in out[0] and "5/6" in out[0] and out[0].endswith("<= 0.6x (met)")
-    assert "4.500x B=1 tokens/s" in out[1] and out[1].endswith(">= 5x (NOT met)")
+    assert "4.500x fast" in out[1] and out[1].endswith("<= 4x (NOT met)")
     assert out[2].split()[-2:] == ["cuda", "only"]
     rows = measure.ROWS[before:]
     assert rows[0]["kernel_launches"] == 1234 and rows[0]["met"] is True and rows[2]["ms"] is None
@@ -85,3 +85,18 @@ def test_the_scan_switch_is_restored():
     with wave_rnn_cuda.scan("reference"):
         assert os.environ["WAVEZOO_WAVE_SCAN"] == "reference"
     assert os.environ.get("WAVEZOO_WAVE_SCAN") == previous
+
+
+def test_a_failing_row_is_reported_and_the_group_goes_on(capsys):
+    before = len(measure.ROWS)
+
+    def out_of_memory() -> None:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 26.00 GiB\nmore detail")
+
+    assert wave_rnn_cuda.row("fused fp32 B2048", "B=2048", out_of_memory, 0.01, 100) is None
+    assert wave_rnn_cuda.row("ok", "B=1", lambda: None, 0.01, 100, ref=1.0, ref_name="x", check=lambda ms: True) > 0
+    rows = measure.ROWS[before:]
+    del measure.ROWS[before:]
+    assert rows[0]["skipped"] == "FAILED RuntimeError: CUDA out of memory. Tried to allocate 26.00 GiB"
+    assert rows[1]["met"] is True and rows[1]["ratio"] is not None
+    assert "FAILED RuntimeError" in capsys.readouterr().out
