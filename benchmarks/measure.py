@@ -59,12 +59,21 @@ def aten_ops(fn: Callable[[], object]) -> int:
     return sum(event.name.startswith("aten::") for event in prof.events())
 
 
+def is_kernel(event) -> bool:
+    """Whether a profiler event is a device kernel: a CUDA-side event whose kineto activity is ``"kernel"`` (cuBLAS,
+    cuDNN, aten and Triton kernels alike; some kineto builds spell it ``"Kernel"``); memcpy, memset and GPU
+    annotations are not kernel launches. Where events carry no activity (older torch), by name instead."""
+    if event.device_type != torch.autograd.DeviceType.CUDA:
+        return False
+    kind = getattr(event, "activity_type", None)
+    if kind:
+        return str(kind).lower() == "kernel"
+    return not getattr(event, "is_user_annotation", False) and not event.name.startswith(("Memcpy", "Memset"))
+
+
 def count_kernels(events: Iterable) -> int:
-    """The device kernels among profiler events: CUDA-side events whose kineto activity is ``"kernel"`` (cuBLAS,
-    cuDNN, aten and Triton kernels alike; some kineto builds spell it ``"Kernel"``); memcpy, memset and GPU annotations
-    are not kernel launches."""
-    cuda = torch.autograd.DeviceType.CUDA
-    return sum(e.device_type == cuda and str(getattr(e, "activity_type", "")).lower() == "kernel" for e in events)
+    """The device kernels among profiler events (:func:`is_kernel`)."""
+    return sum(map(is_kernel, events))
 
 
 def kernel_launches(fn: Callable[[], object]) -> int | None:

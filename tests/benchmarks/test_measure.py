@@ -26,6 +26,15 @@ def test_only_device_kernels_count_as_launches():
         SimpleNamespace(device_type=CPU, activity_type="cuda_runtime"),  # cudaLaunchKernel: the host side
     ]
     assert measure.count_kernels(events) == 2
+    older = [  # events without an activity type: by name
+        SimpleNamespace(device_type=CUDA, name="void gemm_kernel<float>(...)", is_user_annotation=False),
+        SimpleNamespace(device_type=CUDA, name="_forward_kernel", activity_type=None),
+        SimpleNamespace(device_type=CUDA, name="Memcpy HtoD (Pageable -> Device)", is_user_annotation=False),
+        SimpleNamespace(device_type=CUDA, name="Memset (Device)", is_user_annotation=False),
+        SimpleNamespace(device_type=CUDA, name="Optimizer.step#Adam.step", is_user_annotation=True),
+        SimpleNamespace(device_type=CPU, name="aten::mm"),
+    ]
+    assert measure.count_kernels(older) == 2
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU answer")
