@@ -143,3 +143,28 @@ def skipped(group: str, name: str, shape: str, why: str) -> None:
     """Print a row that did not run here (e.g. ``cuda only``), kept in :data:`ROWS` with ``ms`` None."""
     ROWS.append({"group": group, "model": name, "shape": shape, "ms": None, "skipped": why})
     print(f"{group:<12} {name:<26} {shape:<28} {'-':>10}  {why}", flush=True)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows as a Markdown table (for the README: the table of a run, pasted as it is)."""
+    lines = ["| group | model | shape | ms | tokens/s | act MB | ratio | ops L108/432 | launches | target |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        if row.get("ms") is None:
+            lines.append(f"| {row['group']} | {row['model']} | {row['shape']} | - | | | | | | {row['skipped']} |")
+            continue
+        ops = row.get("ops_per_step")
+        cells = [
+            row["group"],
+            row["model"],
+            row["shape"],
+            f"{row['ms']:.2f}",
+            "" if row["tokens_per_s"] is None else f"{row['tokens_per_s']:,}",
+            "" if row["act_mb"] is None else f"{row['act_mb']:.1f}",
+            "" if row["ratio"] is None else f"{row['ratio']:.3f}x {row['reference']}",
+            "" if ops is None else f"{ops['L108']:,} / {ops['L432']:,}",
+            "" if row.get("kernel_launches") is None else f"{row['kernel_launches']:,}",
+            row["target"] + ("" if row.get("met") is None else (" (met)" if row["met"] else " (NOT met)")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

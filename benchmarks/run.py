@@ -25,7 +25,17 @@ import torch.nn.functional as F
 
 import wavezoo
 from benchmarks.keller_wrnn import StepwiseConvRNN
-from benchmarks.measure import HEADER, ROWS, activation_mb, aten_ops, fwd_bwd, kernel_launches, median_ms, record
+from benchmarks.measure import (
+    HEADER,
+    ROWS,
+    activation_mb,
+    aten_ops,
+    fwd_bwd,
+    kernel_launches,
+    markdown,
+    median_ms,
+    record,
+)
 from benchmarks.wave_rnn_cuda import bench_wave_rnn_cuda
 from wavezoo.core.waves import shift_in
 from wavezoo.data import VariableBindingDataModule
@@ -253,6 +263,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller shapes, shorter timings")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where models and tensors live")
     parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--markdown", default="", help="also write the rows as a Markdown table to this file")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHES)}")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -287,6 +298,10 @@ def main() -> None:
     with open(args.out, "w") as fh:
         json.dump({"meta": meta, "rows": ROWS}, fh, indent=1)
     print(f"wrote {args.out}")
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write(markdown(ROWS))
+        print(f"wrote {args.markdown}")
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
 

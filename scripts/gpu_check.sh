@@ -7,7 +7,7 @@
 # Then: the gpu test tier, the fused-scan check (scripts/triton_check.py), the CUDA benchmark rows (the wave_rnn
 # group with the fused and reference scans, cuDNN nn.RNN/nn.LSTM, bf16 and tokens/s at B128/B2048; kernel launches
 # and steps/s of every family's train_T1 step; lbc_ssm; generate) and a short bf16-mixed fit. Writes
-# OUT_DIR/{gpu_tests.log, triton_check.log, benchmarks_cuda.json, benchmarks_cuda.log, fit_bf16.log, summary.txt}.
+# OUT_DIR/{gpu_tests.log, triton_check.log, benchmarks_cuda.{json,log,md}, fit_bf16.log, summary.txt}.
 # Time budget: every stage runs under `timeout`, capped so that the whole script, set-up included, ends within
 # LIMIT = 350 s: tests 75 s, triton_check 85 s, benchmarks 130 s, fit 45 s (335 s; ~15 s for the set-up). A stage cut
 # by its cap keeps what it printed (the benchmark prints each row when measured, issue 27's groups first).
@@ -41,11 +41,12 @@ tests=$?
 timeout "$(cap 85 175)" python3 scripts/triton_check.py > "$out/triton_check.log" 2>&1
 triton=$?
 timeout "$(cap 130 45)" python3 -m benchmarks.run --device cuda --only wave_rnn,train_T1,lbc_ssm,generate \
-  --out "$out/benchmarks_cuda.json" > "$out/benchmarks_cuda.log" 2>&1
+  --out "$out/benchmarks_cuda.json" --markdown "$out/benchmarks_cuda.md" > "$out/benchmarks_cuda.log" 2>&1
 bench=$?
 timeout "$(cap 45 0)" wavezoo fit --config configs/copy/wave_rnn_keller.yaml --trainer.accelerator gpu \
-  --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_steps 300 --trainer.logger false --trainer.enable_progress_bar false \
-  --trainer.default_root_dir "$out/fit" --test_after_fit true > "$out/fit_bf16.log" 2>&1
+  --trainer.devices 1 --trainer.precision bf16-mixed --trainer.max_steps 300 --trainer.logger false \
+  --trainer.enable_progress_bar false --trainer.default_root_dir "$out/fit" --test_after_fit true \
+  > "$out/fit_bf16.log" 2>&1
 fit=$?
 
 {

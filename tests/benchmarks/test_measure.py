@@ -109,3 +109,18 @@ def test_a_failing_row_is_reported_and_the_group_goes_on(capsys):
     assert rows[0]["skipped"] == "FAILED RuntimeError: CUDA out of memory. Tried to allocate 26.00 GiB"
     assert rows[1]["met"] is True and rows[1]["ratio"] is not None
     assert "FAILED RuntimeError" in capsys.readouterr().out
+
+
+def test_rows_as_a_markdown_table(capsys):
+    before = len(measure.ROWS)
+    measure.record("train_T1", "elman (hidden 128)", "B=64 L=108 (500.0 steps/s)", 2.0, tokens=6912, ref_ms=2.0,
+                   ref_name="elman", target=">= 200 steps/s, <= 300 launches", ops=(4008, 15672), launches=75,
+                   met=True)  # fmt: skip
+    measure.skipped("wave_rnn", "fused scan (triton)", "B=128 L=784 16x256", "cuda only")
+    table = measure.markdown(measure.ROWS[before:]).splitlines()
+    del measure.ROWS[before:]
+    capsys.readouterr()
+    assert len(table) == 4 and all(line.startswith("|") and line.endswith("|") for line in table)
+    assert table[2].split(" | ")[3:] == ["2.00", "3,456,000", "", "1.000x elman", "4,008 / 15,672", "75",
+                                         ">= 200 steps/s, <= 300 launches (met) |"]  # fmt: skip
+    assert table[3].endswith("| cuda only |")
