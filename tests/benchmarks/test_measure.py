@@ -57,6 +57,18 @@ def test_a_cpu_step_launches_no_kernel_and_dispatches_aten_ops():
     assert measure.aten_ops(measure.fwd_bwd(model, x, autocast=True)) > 5  # bf16 autocast on the CPU
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_step_launches_a_few_kernels():
+    """The GPU tier's check of the counter: one small fwd+bwd launches a handful of kernels, none before the step."""
+    model = torch.nn.Linear(3, 2).cuda()
+    run = measure.fwd_bwd(model, torch.randn(4, 3, device="cuda"))
+    run()
+    launches = measure.kernel_launches(run)
+    assert launches is not None and 3 <= launches <= 40, launches
+    assert measure.kernel_launches(lambda: None) in (0, None)
+
+
 def test_rows_print_their_ratio_launches_and_verdict(capsys):
     before = len(measure.ROWS)
     measure.record("g", "fast", "B=1", 2.0, tokens=10, ref_ms=4.0, ref_name="slow", target="<= 0.6x", met=True,
