@@ -33,6 +33,8 @@ GROUP = "wave_rnn"
 
 @dataclass(frozen=True)
 class Sizes:
+    """The group's shapes: the psMNIST size by default, toy sizes for the CPU checks."""
+
     batch: int = 128
     length: int = 784
     channels: int = 16
