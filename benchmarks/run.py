@@ -4,7 +4,10 @@
 
 Times are medians of ``torch.utils.benchmark`` runs (warm-up included). "act MB" is the memory of the tensors
 autograd saves for the backward pass (the activation memory that dominates training on the CPU); on CUDA the
-peak allocated memory is reported instead.
+peak allocated memory is reported instead. "ops L108/432": aten ops of one fwd+bwd at lengths 108 and 432 (train_T1);
+"launches": CUDA kernels of one fwd+bwd+Adam step at length 108 (train_T1, CUDA only). A target followed by "(met)"
+or "(NOT met)" is checked in the run. Helpers: :mod:`benchmarks.measure`; the CUDA ``wave_rnn`` rows:
+:mod:`benchmarks.wave_rnn_cuda`.
 """
 
 from __future__ import annotations
@@ -12,95 +15,34 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
-from collections.abc import Callable
+import traceback
 from datetime import date
 
 import torch
 import torch.nn.functional as F
-from torch.utils import benchmark
 
 import wavezoo
 from benchmarks.keller_wrnn import StepwiseConvRNN
+from benchmarks.measure import (
+    HEADER,
+    ROWS,
+    activation_mb,
+    aten_ops,
+    fwd_bwd,
+    kernel_launches,
+    markdown,
+    median_ms,
+    record,
+)
+from benchmarks.wave_rnn_cuda import bench_wave_rnn_cuda
 from wavezoo.core.lbc_algebra import lbc_matrix
 from wavezoo.core.waves import shift_in
 from wavezoo.data import VariableBindingDataModule
 from wavezoo.models.sbc import AttentionOnlyTransformer
 from wavezoo.models.ssm import LBCSSM
 from wavezoo.models.twm import LinearBoundary
-
-ROWS: list[dict] = []
-
-
-def median_ms(fn: Callable[[], object], min_run_time: float) -> float:
-    fn()  # warm-up
-    return benchmark.Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median * 1e3
-
-
-def activation_mb(fn: Callable[[], object]) -> float:
-    if torch.get_default_device().type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        fn()
-        return torch.cuda.max_memory_allocated() / 2**20
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return total / 2**20
-
-
-def fwd_bwd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], None]:
-    """Forward + backward of ``model(x)`` (gradients accumulate; their cost does not depend on the values)."""
-
-    def run() -> None:
-        model(x).float().square().mean().backward()
-
-    return run
-
-
-def record(
-    group: str,
-    name: str,
-    shape: str,
-    ms: float,
-    tokens: int | None = None,
-    ref_ms: float | None = None,
-    ref_name: str = "",
-    mb: float | None = None,
-    target: str = "",
-    ops: tuple[int, int] | None = None,
-) -> None:
-    row = {
-        "group": group,
-        "model": name,
-        "shape": shape,
-        "ms": round(ms, 3),
-        "tokens_per_s": round(tokens / ms * 1e3) if tokens else None,
-        "act_mb": None if mb is None else round(mb, 1),
-        "ratio": None if ref_ms is None else round(ms / ref_ms, 3),
-        "reference": ref_name,
-        "target": target,
-        "ops_per_step": None if ops is None else dict(zip(("L108", "L432"), ops, strict=True)),
-    }
-    ROWS.append(row)
-    ratio = "" if row["ratio"] is None else f"{row['ratio']:.3f}x {ref_name}"
-    tps = "" if row["tokens_per_s"] is None else f"{row['tokens_per_s']:,}"
-    act = "" if row["act_mb"] is None else f"{row['act_mb']:.1f}"
-    counted = "" if ops is None else f"{ops[0]:,}/{ops[1]:,}"
-    print(f"{group:<12} {name:<26} {shape:<28} {ms:>10.2f} {tps:>12} {act:>8}  {ratio:<24} {counted:<15} {target}",
-          flush=True)  # fmt: skip
-
-
-def aten_ops(fn: Callable[[], object]) -> int:
-    """The aten ops dispatched by ``fn()`` (forward and backward, nested calls included), by ``torch.profiler``."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return sum(event.name.startswith("aten::") for event in prof.events())
 
 
 def bench_twm_step(quick: bool, t: float) -> None:
@@ -129,11 +71,14 @@ WAVE_RNN_SIZES = [  # (batch, length, channels, cells): Keller et al.'s copy swe
 
 def bench_wave_rnn(quick: bool, t: float) -> None:
     """The structured wave RNN (one thread) next to the authors' way of running it (a circular ``nn.Conv1d`` stepped
-    in Python, :mod:`benchmarks.keller_wrnn`) and ``torch.nn.RNN`` with as many units, fwd + bwd with the readout."""
+    in Python, :mod:`benchmarks.keller_wrnn`) and ``torch.nn.RNN`` with as many units, fwd + bwd with the readout.
+    On CUDA the psMNIST size is measured by :mod:`benchmarks.wave_rnn_cuda` instead (fused and reference scans, cuDNN
+    ``nn.RNN`` and ``nn.LSTM``, bf16 autocast, tokens/s at batch 128 and 2,048)."""
+    cuda = torch.get_default_device().type == "cuda"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for batch, length, channels, cells in WAVE_RNN_SIZES:
+        for batch, length, channels, cells in WAVE_RNN_SIZES[:-1] if cuda else WAVE_RNN_SIZES:
             length = min(length, 110) if quick else length
             units = channels * cells
             x = torch.randn(batch, length, 1)
@@ -155,6 +100,10 @@ def bench_wave_rnn(quick: bool, t: float) -> None:
             name = "torch.nn.RNN (relu)" + ("" if scale == 1 else f", L={rnn_length} x{scale:.2f}")
             record("wave_rnn", name, f"B={batch} L={length} N={units}", rnn_ms * scale, batch * length, ms,
                    "wave_rnn", target=">= 1x")  # fmt: skip
+        if cuda:
+            bench_wave_rnn_cuda(quick, t)
+        else:
+            print(f"{'wave_rnn':<12} fused scan, cuDNN, bf16 and B2048 rows: cuda only (--device cuda)", flush=True)
     finally:
         torch.set_num_threads(threads)
 
@@ -234,6 +183,7 @@ def bench_training(quick: bool, t: float) -> None:
         data = VariableBindingDataModule("T1", horizons=[100])
         x, y, mask = data.next_train_batch()
     device = torch.get_default_device()
+    cuda = device.type == "cuda"
     x, y, mask = x.to(device), y.to(device), mask.to(device)
     hidden_sizes = {"elman": 128, "gru": 128, "lstm": 128, "irnn": 128, "transformer": 64}  # else: the default
     runs = [(name, {}) for name in ["elman", *(n for n in wavezoo.list_models() if n != "elman")]]
@@ -252,8 +202,11 @@ def bench_training(quick: bool, t: float) -> None:
         ms = median_ms(step, t)
         ref = ms if name == "elman" else ref
         ops = tuple(aten_ops(fwd_bwd(model, x.repeat(1, repeat, 1))) for repeat in (1, 4))  # L = 108 and 432
+        launches = kernel_launches(step) if cuda else None  # one fwd + bwd + Adam step, after median_ms's warm-up
+        target = ">= 200 steps/s, <= 300 launches" if cuda else ""
+        met = 1e3 / ms >= 200 and launches is not None and launches <= 300 if cuda else None
         record("train_T1", label, f"B=64 L=108 ({1e3 / ms:.1f} steps/s)", ms, 64 * 108, ref,
-               "elman", ops=ops)  # fmt: skip
+               "elman", target=target, ops=ops, launches=launches, met=met)  # fmt: skip
 
 
 def bench_framework(quick: bool, t: float) -> None:
@@ -310,6 +263,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller shapes, shorter timings")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where models and tensors live")
     parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--markdown", default="", help="also write the rows as a Markdown table to this file")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(BENCHES)}")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -318,26 +272,38 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(BENCHES))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
-    t = 0.3 if args.quick else 1.0
+    t = 0.3 if args.quick else 0.5 if args.device == "cuda" else 1.0  # seconds of timing per row (CUDA: steadier)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    header = f"{'group':<12} {'model':<26} {'shape':<28} {'ms':>10} {'tokens/s':>12} {'act MB':>8}  {'ratio':<24}"
-    print(f"{header} {'ops L108/432':<15} target")
+    print(HEADER)
+    failed: list[str] = []
     for name in chosen:
         if args.device != "cpu" and name in CPU_ONLY:
             print(f"{name:<12} skipped on {args.device}: a CPU comparison")
             continue
-        with torch.device(args.device):  # models and tensors of every benchmark are created there
-            BENCHES[name](args.quick, t)
+        try:
+            with torch.device(args.device):  # models and tensors of every benchmark are created there
+                BENCHES[name](args.quick, t)
+        except Exception:  # noqa: BLE001 - the other groups still run; the exit status says it
+            failed.append(name)
+            print(f"{name:<12} FAILED (traceback on stderr)", flush=True)
+            traceback.print_exc()
     meta = {
         "date": str(date.today()),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "quick": args.quick,
+        "failed": failed,
     }
     with open(args.out, "w") as fh:
         json.dump({"meta": meta, "rows": ROWS}, fh, indent=1)
     print(f"wrote {args.out}")
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write(markdown(ROWS))
+        print(f"wrote {args.markdown}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
