@@ -140,7 +140,7 @@ def test_checkpoint_class_path_never_imports_its_module(good, tmp_path):
         "except SystemExit as e: assert e.code == 2\n"
         "assert 'this' not in sys.modules, 'the checkpoint imported a module'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "_class_path 'this.Foo' is refused" in proc.stderr
     assert "Beautiful is better than ugly" not in proc.stdout

@@ -395,5 +395,5 @@ def test_a_full_disk_at_logger_start_is_one_line(tmp_path, monkeypatch, capsys):
     assert "No space left on device; choose a writable folder with free space" in err
     for thread in threading.enumerate():  # the event-file writer thread ends after the command: wait for it
         if thread is not threading.current_thread() and "AsyncWriter" in type(thread).__name__:
-            thread.join(timeout=10)
+            thread.join()
     assert not printed and "Traceback" not in capsys.readouterr().err, "the writer thread printed a traceback"
