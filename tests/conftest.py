@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -45,3 +50,15 @@ def one_line_error(args, capsys) -> str:
 def no_logger(folder) -> list[str]:
     """CLI arguments of a run without a logger whose files go to ``folder``."""
     return ["--trainer.logger", "false", "--trainer.default_root_dir", str(folder)]
+
+
+def run_interpreted(test_file: str, *unset: str) -> None:
+    """Run ``test_file`` again in a subprocess with ``TRITON_INTERPRET=1`` (Triton reads it when it is imported, so
+    the Triton kernel tests run there, on the CPU), without the environment variables ``unset``; its tests must pass."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
+    for name in unset:
+        env.pop(name, None)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout, done.stdout[-2000:]

@@ -8,12 +8,10 @@ where triton is missing; nothing here changes the environment of the calling pro
 """
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_interpreted
 
 pytest.importorskip("triton")
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
@@ -35,12 +33,7 @@ SHAPES = [  # (T, c, B, n, k, I, O, chunk): chunks that divide T, that do not, a
 
 @pytest.mark.skipif(INTERPRETED, reason="this is the subprocess")
 def test_the_interpreted_checks_pass():
-    env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("WAVEZOO_WAVE_SCAN", None)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parents[2])
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout and "failed" not in done.stdout, done.stdout[-2000:]
+    run_interpreted(__file__, "WAVEZOO_WAVE_SCAN")
 
 
 def inputs(shape, seed=0):

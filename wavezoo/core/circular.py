@@ -297,25 +297,17 @@ class WaveScan(torch.autograd.Function):
         return grad_x, grad_w_in, grad_b_in, grad_kernel, grad_h0, grad_w_out, None, None
 
 
-BACKENDS = ("auto", "reference", "triton")
-
-
 def scan_backend(x: torch.Tensor, backend: str | None = None) -> str:
     """The wave scan that runs for ``x``: ``backend`` if given, else the ``WAVEZOO_WAVE_SCAN`` environment variable,
     else ``"auto"``: the fused Triton scan (:mod:`wavezoo.core.wave_scan_triton`) on CUDA when triton is installed
-    (float32, bfloat16 or float16 inputs; float64 stays on the reference),
-    the reference :class:`WaveScan` otherwise (always on the CPU, unless forced, e.g. under ``TRITON_INTERPRET=1``)."""
-    from wavezoo.errors import check_choice
+    (float32, bfloat16 or float16 inputs; float64 stays on the reference), the reference :class:`WaveScan`
+    otherwise (always on the CPU, unless forced, e.g. under ``TRITON_INTERPRET=1``); see
+    :func:`wavezoo.core.triton_jit.choose_backend`."""
+    if backend is None and "WAVEZOO_WAVE_SCAN" not in os.environ and not x.is_cuda:
+        return "reference"  # the CPU default, decided without importing triton
+    from wavezoo.core.triton_jit import choose_backend
 
-    name = backend if backend is not None else os.environ.get("WAVEZOO_WAVE_SCAN", "auto")
-    name = check_choice("wave scan backend", name, BACKENDS)
-    if name == "auto":
-        if not x.is_cuda or x.dtype == torch.float64:  # the Triton scan computes in fp32
-            return "reference"
-        from wavezoo.core import wave_scan_triton
-
-        return "triton" if wave_scan_triton.available() else "reference"
-    return name
+    return choose_backend(x, backend, "WAVEZOO_WAVE_SCAN", "wave scan backend")
 
 
 def wave_scan(

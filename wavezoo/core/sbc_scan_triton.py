@@ -33,23 +33,10 @@ import torch
 from torch.amp import custom_bwd, custom_fwd
 from torch.autograd.function import once_differentiable
 
-from wavezoo.errors import ConfigError, check_choice
-
-try:  # triton is an optional dependency (torch's CUDA wheels bring it)
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - exercised only where triton is missing
-    triton = tl = None
+from wavezoo.core.triton_jit import choose_backend, jitted, tl, triton
+from wavezoo.errors import ConfigError
 
 constexpr = tl.constexpr if tl is not None else int  # (see wave_scan_triton: Triton reads the annotation's text)
-
-BACKENDS = ("auto", "reference", "triton")
-
-
-def available() -> bool:
-    """Whether triton can be imported."""
-    return triton is not None
-
 
 def warps() -> int:
     """Warps per program, ``WAVEZOO_SBC_WARPS`` (default 4), read at every launch so a benchmark can compare them: at
@@ -67,15 +54,7 @@ def sbc_backend(x: torch.Tensor, backend: str | None = None) -> str:
     """The SBC scan that runs for ``x``: ``backend`` if given, else ``WAVEZOO_SBC_SCAN``, else ``"auto"``: the fused
     Triton scan on CUDA when triton is installed (float32, bfloat16, float16; float64 stays on the reference), the
     reference step loop otherwise (always on the CPU unless forced, e.g. under ``TRITON_INTERPRET=1``)."""
-    name = backend if backend is not None else os.environ.get("WAVEZOO_SBC_SCAN", "auto")
-    name = check_choice("SBC scan backend", name, BACKENDS)
-    if name == "auto":
-        if not x.is_cuda or x.dtype == torch.float64 or not available():
-            return "reference"
-        return "triton"
-    if name == "triton" and x.dtype == torch.float64:
-        raise ConfigError("WAVEZOO_SBC_SCAN='triton' computes in float32: float64 inputs need 'reference' or 'auto'")
-    return name
+    return choose_backend(x, backend, "WAVEZOO_SBC_SCAN", "SBC scan backend")
 
 
 def _forward_kernel(
@@ -220,18 +199,9 @@ def _backward_kernel(
     tl.store(base + 3 * EP * DP + DP * EP + DP * DP + evec, d_qp)
 
 
-_KERNELS: dict[bool, tuple] = {}
-
-
 def _kernels() -> tuple:
-    """(forward, backward) jitted for the current ``TRITON_INTERPRET`` (read by ``triton.jit`` when it wraps)."""
-    if triton is None:
-        raise RuntimeError("the Triton SBC scan needs the triton package (pip install triton)")
-    interpret = os.environ.get("TRITON_INTERPRET", "0") == "1"
-    if interpret not in _KERNELS:
-        fixed = {"do_not_specialize": ["T", "B"]}  # one compile for every length and batch size
-        _KERNELS[interpret] = (triton.jit(_forward_kernel, **fixed), triton.jit(_backward_kernel, **fixed))
-    return _KERNELS[interpret]
+    """(forward, backward), jitted for the current ``TRITON_INTERPRET``."""
+    return jitted(_forward_kernel, _backward_kernel, "the Triton SBC scan")
 
 
 def _power(v: int) -> int:

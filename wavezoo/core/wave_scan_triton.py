@@ -30,13 +30,8 @@ import torch
 from torch.amp import custom_bwd, custom_fwd
 from torch.autograd.function import once_differentiable
 
+from wavezoo.core.triton_jit import jitted, tl, triton
 from wavezoo.errors import ConfigError
-
-try:  # triton is an optional dependency (torch's CUDA wheels bring it)
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - exercised only where triton is missing
-    triton = tl = None
 
 # Kernel parameters annotated ``constexpr`` (kept unevaluated by ``from __future__ import annotations``: Triton reads
 # the annotation's text) are compile-time constants.
@@ -67,11 +62,6 @@ def launch_options(backward: bool = False) -> dict:
         "num_warps": int(warps[-1] if backward else warps[0]),
         "num_stages": 1,
     }
-
-
-def available() -> bool:
-    """Whether triton can be imported."""
-    return triton is not None
 
 
 def _forward_kernel(
@@ -186,18 +176,9 @@ def _backward_kernel(
     tl.store(grad_u + b * (CP * KP * CP) + a * (KP * CP) + q, du)
 
 
-_KERNELS: dict[bool, tuple] = {}
-
-
 def _kernels() -> tuple:
-    """(forward, backward) jitted for the current ``TRITON_INTERPRET`` (read by ``triton.jit`` when it wraps)."""
-    if triton is None:
-        raise RuntimeError("the Triton wave scan needs the triton package (pip install triton)")
-    interpret = os.environ.get("TRITON_INTERPRET", "0") == "1"
-    if interpret not in _KERNELS:
-        fixed = {"do_not_specialize": ["T", "B"]}  # one compile for every length and batch size
-        _KERNELS[interpret] = (triton.jit(_forward_kernel, **fixed), triton.jit(_backward_kernel, **fixed))
-    return _KERNELS[interpret]
+    """(forward, backward), jitted for the current ``TRITON_INTERPRET``."""
+    return jitted(_forward_kernel, _backward_kernel, "the Triton wave scan")
 
 
 def _sizes(c: int, n: int, k: int) -> dict[str, int]:
