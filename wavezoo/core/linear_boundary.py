@@ -21,7 +21,10 @@ grows only with log2 L (``tests/core/test_linear_boundary.py``).
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 
 def _fft_size(n: int) -> int:
@@ -78,17 +81,12 @@ def series_product(a: torch.Tensor, b: torch.Tensor, length: int, vector: bool =
 
 
 def impulse_response(lags: torch.Tensor, length: int) -> torch.Tensor:
-    """a_0 .. a_{length-1} ``[*G, length, d, d]`` of (I - sum_k A_k z^k)^{-1}: w after an impulse e(1) = I."""
+    """a_0 .. a_{length-1} ``[*G, length, d, d]`` of (I - sum_k A_k z^k)^{-1}: w after an impulse e(1) = I (column j
+    of a_t is :func:`solve` driven by e(1) = e_j)."""
     dim = lags.shape[-1]
-    eye = torch.eye(dim, dtype=lags.dtype, device=lags.device).expand(*lags.shape[:-3], 1, dim, dim)
-    poly = torch.cat([eye, -lags], dim=-3)  # P(z) = I - sum_k A_k z^k
-    inverse, exact = eye, 1
-    while exact < length:
-        exact = min(2 * exact, length)
-        correction = -series_product(poly[..., :exact, :, :], inverse, exact)
-        correction = correction + torch.cat([2 * eye, torch.zeros_like(correction[..., 1:, :, :])], dim=-3)
-        inverse = series_product(inverse, correction, exact)
-    return inverse
+    impulse = torch.zeros(dim, *lags.shape[:-3], length, dim, dtype=lags.dtype, device=lags.device)
+    impulse[..., 0, :] = torch.eye(dim, dtype=lags.dtype, device=lags.device).reshape(dim, *[1] * (lags.dim() - 3), dim)
+    return solve(lags, impulse).movedim(0, -1)
 
 
 def lag_sum(lags: torch.Tensor, sequence: torch.Tensor, length: int) -> torch.Tensor:
@@ -107,15 +105,28 @@ def spectral_radius(lags: torch.Tensor) -> float:
         return float(torch.linalg.eigvals(companion_matrix(lags.detach().double().cpu())).abs().max())
 
 
+def chunk_size(length: int, history: int) -> int:
+    """Q = max(s, ceil(sqrt(L s))): the within-chunk system (Q d unknowns) and the chunk-level one (L s d / Q
+    unknowns) then have about the same size, sqrt(L s) d."""
+    return max(history, math.ceil(math.sqrt(length * history)))
+
+
 def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = None, rate: float = 1.0) -> torch.Tensor:
     """w(1 .. L) ``[B, *G, L, d]`` of w(t) = sum_k A_k w(t - k) + e(t) for ``drive`` e ``[B, *G, L, d]`` from
     ``past`` w(1 - s) .. w(0) ``[B, *G, s, d]`` (oldest first; None: zeros).
 
+    A chunked scan in a fixed number of tensor operations (:func:`chunk_size` Q; the length padded to nc chunks):
+    within a chunk, the block lower-triangular Toeplitz system T w_c = e_c + F S_c (T: I on the diagonal, -A_k on
+    the k-th block sub-diagonal; F: what the chunk's start state S_c, its s previous columns, feeds back) is solved
+    for every chunk and batch row at once by one triangular solve, X_e = T^-1 e_c, X_F = T^-1 F; the chunk states
+    follow S_{c+1} = N S_c + g_c (N, g_c: the last s columns of X_F, X_e; N = M^Q for the companion matrix M),
+    the block bidiagonal system of all nc states solved by a second triangular solve; then w_c = X_e + X_F S_c.
+
     ``rate`` > 1 (an upper bound of the growth, e.g. :func:`spectral_radius`) solves the damped system of
-    v(t) = rate^-t w(t) (A_k -> rate^-k A_k, e(t) -> rate^-t e(t)) and scales back: the FFTs then see a bounded
-    impulse response, so a growing system keeps its relative precision (without it, the early terms of a growing
-    series would carry the rounding error of the late ones)."""
-    length, history = drive.shape[-2], lags.shape[-3]
+    v(t) = rate^-t w(t) (A_k -> rate^-k A_k, e(t) -> rate^-t e(t)) and scales back: the chunk operators then stay
+    bounded, so a growing system keeps its relative precision."""
+    length, history, dim = drive.shape[-2], lags.shape[-3], lags.shape[-1]
+    groups, batch = lags.shape[:-3], drive.shape[0]
     if rate != 1.0:
         lag_power = rate ** -torch.arange(1, history + 1, dtype=lags.dtype, device=lags.device)
         time = torch.arange(1 - history, length + 1, dtype=drive.dtype, device=drive.device)
@@ -123,9 +134,36 @@ def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = N
         lags = lags * lag_power[:, None, None]
         drive = drive * damping[history:]
         past = None if past is None else past * damping[:history]
-    if past is not None:
-        fed = lag_sum(lags, torch.cat([past, torch.zeros_like(past)], dim=-2), history)  # t = 1 .. s
-        fed = fed[..., :length, :]
-        drive = drive + torch.cat([fed, fed.new_zeros(*fed.shape[:-2], length - fed.shape[-2], fed.shape[-1])], -2)
-    solution = series_product(impulse_response(lags, length), drive, length, vector=True)
+    size = chunk_size(length, history)
+    chunks = -(-length // size)
+    state = history * dim
+    lags = lags.reshape(-1, history, dim, dim)  # [g, s, d, d]: the groups flattened
+    drive = drive.reshape(batch, -1, length, dim)
+    # T and F from one gather: block (i, j) of [F | I - T] is A_{i + s - j} (i: chunk step, j: s past + Q steps)
+    table = torch.cat([lags.new_zeros(lags.shape[0], 1, dim, dim), lags, lags.new_zeros(lags.shape[0], size, dim, dim)], 1)
+    steps = torch.arange(size, device=lags.device)
+    index = (steps[:, None] + history - torch.arange(history + size, device=lags.device)[None]).clamp(min=0)
+    blocks = table[:, index].transpose(-3, -2).reshape(-1, size * dim, (history + size) * dim)
+    eye = torch.eye(size * dim, dtype=lags.dtype, device=lags.device)
+    toeplitz, feed = eye - blocks[..., state:], blocks[..., :state]
+    forcing = F.pad(drive, (0, 0, 0, chunks * size - length)).reshape(batch, -1, chunks, size * dim)
+    forcing = forcing.permute(1, 3, 2, 0).reshape(lags.shape[0], size * dim, chunks * batch)  # column c B + b
+    solved = torch.linalg.solve_triangular(toeplitz, torch.cat([forcing, feed], -1), upper=False, unitriangular=True)
+    within, carried = solved[..., : chunks * batch], solved[..., chunks * batch :]
+    start = lags.new_zeros(lags.shape[0], state, batch) if past is None else past.reshape(batch, -1, state).permute(1, 2, 0)
+    starts = start[:, None]  # S_c [g, nc, sd, B]
+    if chunks > 1:
+        transfer = carried[..., -state:, :]  # N [g, sd, sd]
+        gained = within[..., -state:, :].reshape(-1, state, chunks, batch)[:, :, :-1].permute(0, 2, 1, 3)  # g_0 ..
+        gained = gained + F.pad((transfer @ start)[:, None], (0, 0, 0, 0, 0, chunks - 2))  # + N S_0 in the first
+        links = torch.diag(torch.ones(chunks - 2, dtype=lags.dtype, device=lags.device), -1)
+        system = torch.eye((chunks - 1) * state, dtype=lags.dtype, device=lags.device) - (
+            links[:, None, :, None] * transfer[:, None, :, None, :]
+        ).reshape(-1, (chunks - 1) * state, (chunks - 1) * state)
+        later = gained.reshape(-1, (chunks - 1) * state, batch)
+        later = torch.linalg.solve_triangular(system, later, upper=False, unitriangular=True)
+        starts = torch.cat([starts, later.reshape(-1, chunks - 1, state, batch)], 1)
+    solution = within + carried @ starts.permute(0, 2, 1, 3).reshape(-1, state, chunks * batch)
+    solution = solution.reshape(-1, size, dim, chunks, batch).permute(4, 0, 3, 1, 2).reshape(batch, -1, chunks * size, dim)
+    solution = solution[..., :length, :].reshape(batch, *groups, length, dim)
     return solution if rate == 1.0 else solution / damping[history:]
