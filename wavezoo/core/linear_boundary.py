@@ -140,7 +140,9 @@ def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = N
     lags = lags.reshape(-1, history, dim, dim)  # [g, s, d, d]: the groups flattened
     drive = drive.reshape(batch, -1, length, dim)
     # T and F from one gather: block (i, j) of [F | I - T] is A_{i + s - j} (i: chunk step, j: s past + Q steps)
-    table = torch.cat([lags.new_zeros(lags.shape[0], 1, dim, dim), lags, lags.new_zeros(lags.shape[0], size, dim, dim)], 1)
+    table = torch.cat(
+        [lags.new_zeros(lags.shape[0], 1, dim, dim), lags, lags.new_zeros(lags.shape[0], size, dim, dim)], 1
+    )
     steps = torch.arange(size, device=lags.device)
     index = (steps[:, None] + history - torch.arange(history + size, device=lags.device)[None]).clamp(min=0)
     blocks = table[:, index].transpose(-3, -2).reshape(-1, size * dim, (history + size) * dim)
@@ -150,7 +152,9 @@ def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = N
     forcing = forcing.permute(1, 3, 2, 0).reshape(lags.shape[0], size * dim, chunks * batch)  # column c B + b
     solved = torch.linalg.solve_triangular(toeplitz, torch.cat([forcing, feed], -1), upper=False, unitriangular=True)
     within, carried = solved[..., : chunks * batch], solved[..., chunks * batch :]
-    start = lags.new_zeros(lags.shape[0], state, batch) if past is None else past.reshape(batch, -1, state).permute(1, 2, 0)
+    start = (
+        lags.new_zeros(lags.shape[0], state, batch) if past is None else past.reshape(batch, -1, state).permute(1, 2, 0)
+    )
     starts = start[:, None]  # S_c [g, nc, sd, B]
     if chunks > 1:
         transfer = carried[..., -state:, :]  # N [g, sd, sd]
@@ -164,6 +168,8 @@ def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = N
         later = torch.linalg.solve_triangular(system, later, upper=False, unitriangular=True)
         starts = torch.cat([starts, later.reshape(-1, chunks - 1, state, batch)], 1)
     solution = within + carried @ starts.permute(0, 2, 1, 3).reshape(-1, state, chunks * batch)
-    solution = solution.reshape(-1, size, dim, chunks, batch).permute(4, 0, 3, 1, 2).reshape(batch, -1, chunks * size, dim)
+    solution = (
+        solution.reshape(-1, size, dim, chunks, batch).permute(4, 0, 3, 1, 2).reshape(batch, -1, chunks * size, dim)
+    )
     solution = solution[..., :length, :].reshape(batch, *groups, length, dim)
     return solution if rate == 1.0 else solution / damping[history:]
