@@ -111,9 +111,17 @@ def chunk_size(length: int, history: int) -> int:
     return max(history, math.ceil(math.sqrt(length * history)))
 
 
-def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = None, rate: float = 1.0) -> torch.Tensor:
+def solve(
+    lags: torch.Tensor,
+    drive: torch.Tensor,
+    past: torch.Tensor | None = None,
+    rate: float = 1.0,
+    readout: torch.Tensor | None = None,
+) -> torch.Tensor:
     """w(1 .. L) ``[B, *G, L, d]`` of w(t) = sum_k A_k w(t - k) + e(t) for ``drive`` e ``[B, *G, L, d]`` from
-    ``past`` w(1 - s) .. w(0) ``[B, *G, s, d]`` (oldest first; None: zeros).
+    ``past`` w(1 - s) .. w(0) ``[B, *G, s, d]`` (oldest first; None: zeros). With ``readout`` R ``[*G, s, p, d]``
+    it returns y(t) = sum_{m=0}^{s-1} R_m w(t - m) ``[B, *G, L, p]`` instead (a finite readout of the wave,
+    applied per chunk as one more matmul, [R_1 | R_0] [S_c; w_c]).
 
     A chunked scan in a fixed number of tensor operations (:func:`chunk_size` Q; the length padded to nc chunks):
     within a chunk, the block lower-triangular Toeplitz system T w_c = e_c + F S_c (T: I on the diagonal, -A_k on
@@ -134,6 +142,8 @@ def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = N
         lags = lags * lag_power[:, None, None]
         drive = drive * damping[history:]
         past = None if past is None else past * damping[:history]
+        if readout is not None:  # y(t) = rate^t sum_m (rate^-m R_m) v(t - m)
+            readout = readout * (rate * lag_power[:, None, None])
     size = chunk_size(length, history)
     chunks = -(-length // size)
     state = history * dim
@@ -146,6 +156,13 @@ def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = N
     steps = torch.arange(size, device=lags.device)
     index = (steps[:, None] + history - torch.arange(history + size, device=lags.device)[None]).clamp(min=0)
     blocks = table[:, index].transpose(-3, -2).reshape(-1, size * dim, (history + size) * dim)
+    if readout is not None:  # block (i, j) of [R_1 | R_0] is R_{i + s - j} (index + 1: slot 0 holds the zero block)
+        outputs = readout.shape[-2]
+        readout = readout.reshape(-1, history, outputs, dim)
+        taps = torch.cat([readout.new_zeros(readout.shape[0], 1, outputs, dim), readout, readout.new_zeros(
+            readout.shape[0], size, outputs, dim)], 1)  # fmt: skip
+        raw = steps[:, None] + history - torch.arange(history + size, device=lags.device)[None]
+        readout = taps[:, (raw + 1).clamp(min=0)].transpose(-3, -2).reshape(-1, size * outputs, (history + size) * dim)
     eye = torch.eye(size * dim, dtype=lags.dtype, device=lags.device)
     toeplitz, feed = eye - blocks[..., state:], blocks[..., :state]
     forcing = F.pad(drive, (0, 0, 0, chunks * size - length)).reshape(batch, -1, chunks, size * dim)
@@ -167,7 +184,10 @@ def solve(lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None = N
         later = gained.reshape(-1, (chunks - 1) * state, batch)
         later = torch.linalg.solve_triangular(system, later, upper=False, unitriangular=True)
         starts = torch.cat([starts, later.reshape(-1, chunks - 1, state, batch)], 1)
-    solution = within + carried @ starts.permute(0, 2, 1, 3).reshape(-1, state, chunks * batch)
+    starts = starts.permute(0, 2, 1, 3).reshape(-1, state, chunks * batch)
+    solution = within + carried @ starts
+    if readout is not None:
+        solution, dim = readout @ torch.cat([starts, solution], 1), outputs
     solution = (
         solution.reshape(-1, size, dim, chunks, batch).permute(4, 0, 3, 1, 2).reshape(batch, -1, chunks * size, dim)
     )

@@ -64,6 +64,7 @@ from wavezoo.registry import register_model
 
 MODES = ("parallel", "recurrent")
 PRECISIONS = ("auto", "float64", "float32")
+DIRECT_LENGTH = 1024  # up to this length the training path solves directly (chunked scan), beyond it by FFT
 R_MAX = 0.999  # ||phi||_1 < R_MAX: every root of the feedback polynomial has modulus <= R_MAX ** (1 / N) < 1
 
 
@@ -143,9 +144,11 @@ class ShiftLBCSSM(nn.Module):
         """K_c[k] = C_c^T A_c^k e_1 for k < ``length``: ``[channels, length]`` (:attr:`compute_dtype` when there is
         feedback)."""
         phi = self.feedback_coefficients()
+        taps = F.pad(self.readout, (0, max(0, length - self.state_size)))[:, :length]
         if phi is None:
-            return F.pad(self.readout, (0, max(0, length - self.state_size)))[:, :length]
-        return _convolve(all_pole_response(phi, length), self.readout.to(phi.dtype)[None], length)[0]
+            return taps
+        # K = a * C: the boundary wave driven by e(t) = C_t (one chunked solve, no series inversion, no FFT)
+        return solve(phi[..., None, None], taps.to(phi.dtype)[None, ..., None])[0, ..., 0]
 
     # -- the sequence map --------------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, **kwargs) -> torch.Tensor:
@@ -174,7 +177,13 @@ class ShiftLBCSSM(nn.Module):
         # errs by ~5e-6 there), float32 on accelerators: on the published lbc_ssm weights float32 differs from
         # float64 by 8e-7 (relative), at the stability edge by 1e-4 (tests/models/test_ssm.py).
         dtype = self.compute_dtype
-        y = _convolve(self.kernel(length).to(dtype), signal.to(dtype), length).to(u.dtype)
+        if length > DIRECT_LENGTH:  # long sequences: the kernel, then one FFT convolution (O(L log L))
+            y = _convolve(self.kernel(length).to(dtype), signal.to(dtype), length).to(u.dtype)
+        else:  # y = sum_i C_i w(t - i + 1) of the boundary wave w, both in the chunked solve
+            phi = self.feedback_coefficients()
+            lags = torch.zeros(self.channels, self.state_size, dtype=dtype) if phi is None else phi
+            taps = self.readout.to(dtype)[..., None, None]  # C_i weighs w(t - i + 1)
+            y = solve(lags[..., None, None], signal.to(dtype)[..., None], readout=taps)[..., 0].to(u.dtype)
         return (y + self.skip[:, None] * signal).transpose(1, 2)
 
     def forward_parallel(self, u: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
