@@ -130,9 +130,11 @@ def solve(
     follow S_{c+1} = N S_c + g_c (N, g_c: the last s columns of X_F, X_e; N = M^Q for the companion matrix M),
     the block bidiagonal system of all nc states solved by a second triangular solve; then w_c = X_e + X_F S_c.
 
-    ``rate`` > 1 (an upper bound of the growth, e.g. :func:`spectral_radius`) solves the damped system of
-    v(t) = rate^-t w(t) (A_k -> rate^-k A_k, e(t) -> rate^-t e(t)) and scales back: the chunk operators then stay
-    bounded, so a growing system keeps its relative precision."""
+    A growing system needs no damping here: both triangular solves are forward substitutions (the recursion itself,
+    chunk by chunk), so every w(t) keeps its own relative precision (a spectral radius of 1.61 at L = 300, w ~ 1e62:
+    7e-15 relative at every step, against the recursion). ``rate`` > 1 still solves the damped system of
+    v(t) = rate^-t w(t) (A_k -> rate^-k A_k, e(t) -> rate^-t e(t)) and scales back (optional; it was needed by the
+    FFT series inversion this solver replaced)."""
     length, history, dim = drive.shape[-2], lags.shape[-3], lags.shape[-1]
     groups, batch = lags.shape[:-3], drive.shape[0]
     if rate != 1.0:
