@@ -169,8 +169,13 @@ def solve(
     toeplitz, feed = eye - blocks[..., state:], blocks[..., :state]
     forcing = F.pad(drive, (0, 0, 0, chunks * size - length)).reshape(batch, -1, chunks, size * dim)
     forcing = forcing.permute(1, 3, 2, 0).reshape(lags.shape[0], size * dim, chunks * batch)  # column c B + b
-    solved = torch.linalg.solve_triangular(toeplitz, torch.cat([forcing, feed], -1), upper=False, unitriangular=True)
-    within, carried = solved[..., : chunks * batch], solved[..., chunks * batch :]
+    # T^-1 is block Toeplitz too, of the impulse response a_0 .. a_{Q-1}: one triangular solve for its first block
+    # column (d right-hand sides), a gather for the rest, then matmuls (faster than a solve for every column)
+    response = torch.linalg.solve_triangular(toeplitz, eye[:, :dim], upper=False, unitriangular=True)
+    response = torch.cat([response.reshape(-1, size, dim, dim), lags.new_zeros(lags.shape[0], 1, dim, dim)], 1)
+    lag = steps[:, None] - steps[None, :]
+    inverse = response[:, torch.where(lag >= 0, lag, size)].transpose(-3, -2).reshape(-1, size * dim, size * dim)
+    within, carried = inverse @ forcing, inverse @ feed
     start = (
         lags.new_zeros(lags.shape[0], state, batch) if past is None else past.reshape(batch, -1, state).permute(1, 2, 0)
     )
