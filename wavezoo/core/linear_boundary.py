@@ -10,13 +10,15 @@ Phi_{s+1-k}; :meth:`wavezoo.models.twm.LinearBoundary.lag_operators`). Tensors c
 (the channels of an SSM, each a d = 1 wave; none for a TWM): ``lags [*G, s, d, d]``, signals ``[B, *G, L, d]``,
 ``past [B, *G, s, d]`` oldest first (the TWM substrate order).
 
-Solution without a loop over time: with a = (I - sum_k A_k z^k)^{-1} the matrix impulse response,
-
-    w = a * (e + fed),     fed(t) = sum_{k >= t} A_k w(t - k)   (what the stored past feeds back, t <= s),
-
-the power-series inverse by Newton's iteration a <- a (2I - P a) (log2 L rounds of FFT products, each exact to
-twice as many coefficients) and every convolution by FFT: O(L log L) work, and a number of tensor operations that
-grows only with log2 L (``tests/core/test_linear_boundary.py``).
+Solution without a loop over time (:func:`solve`), a chunked scan in a fixed number of tensor operations for any
+length: the sequence is cut into chunks of Q steps; inside a chunk, w is the block lower-triangular Toeplitz system
+T w_c = e_c + F S_c (S_c the s columns before the chunk), whose inverse is the block Toeplitz of the impulse
+response a_0 .. a_{Q-1} of a = (I - sum_k A_k z^k)^{-1} (one triangular solve for its first block column); the
+chunk states S_c follow a first-order recursion with the transfer N = M^Q (M the companion matrix), one block
+bidiagonal triangular solve for all of them. Every solve is a forward substitution, the recursion itself, so each
+w(t) has the relative precision of the stepped form, growing systems included (``tests/models/
+test_recurrence_core.py``). :func:`series_product` and :func:`lag_sum` are FFT products of power series (for long
+convolutions and the known lag sums).
 """
 
 from __future__ import annotations
@@ -124,11 +126,12 @@ def solve(
     applied per chunk as one more matmul, [R_1 | R_0] [S_c; w_c]).
 
     A chunked scan in a fixed number of tensor operations (:func:`chunk_size` Q; the length padded to nc chunks):
-    within a chunk, the block lower-triangular Toeplitz system T w_c = e_c + F S_c (T: I on the diagonal, -A_k on
-    the k-th block sub-diagonal; F: what the chunk's start state S_c, its s previous columns, feeds back) is solved
-    for every chunk and batch row at once by one triangular solve, X_e = T^-1 e_c, X_F = T^-1 F; the chunk states
-    follow S_{c+1} = N S_c + g_c (N, g_c: the last s columns of X_F, X_e; N = M^Q for the companion matrix M),
-    the block bidiagonal system of all nc states solved by a second triangular solve; then w_c = X_e + X_F S_c.
+    within a chunk, w_c = T^-1 (e_c + F S_c), T the block lower-triangular Toeplitz matrix (I on the diagonal, -A_k
+    on the k-th block sub-diagonal), F what the chunk's start state S_c (its s previous columns) feeds back; T^-1 is
+    the block Toeplitz of the impulse response a_0 .. a_{Q-1} (one triangular solve with d right-hand sides), so
+    X_e = T^-1 e_c (every chunk and batch row at once) and X_F = T^-1 F are matmuls. The chunk states follow
+    S_{c+1} = N S_c + g_c (N, g_c: the last s columns of X_F, X_e; N = M^Q for the companion matrix M), all nc of
+    them by one block bidiagonal triangular solve; then w_c = X_e + X_F S_c.
 
     A growing system needs no damping here: both triangular solves are forward substitutions (the recursion itself,
     chunk by chunk), so every w(t) keeps its own relative precision (a spectral radius of 1.61 at L = 300, w ~ 1e62:
