@@ -123,7 +123,7 @@ def solve(
     """w(1 .. L) ``[B, *G, L, d]`` of w(t) = sum_k A_k w(t - k) + e(t) for ``drive`` e ``[B, *G, L, d]`` from
     ``past`` w(1 - s) .. w(0) ``[B, *G, s, d]`` (oldest first; None: zeros). With ``readout`` R ``[*G, s, p, d]``
     it returns y(t) = sum_{m=0}^{s-1} R_m w(t - m) ``[B, *G, L, p]`` instead (a finite readout of the wave,
-    applied per chunk as one more matmul, [R_1 | R_0] [S_c; w_c]).
+    applied per chunk as y_c = R_1 S_c + R_0 w_c, R_0 folded into T^-1).
 
     A chunked scan in a fixed number of tensor operations (:func:`chunk_size` Q; the length padded to nc chunks):
     within a chunk, w_c = T^-1 (e_c + F S_c), T the block lower-triangular Toeplitz matrix (I on the diagonal, -A_k
@@ -178,14 +178,19 @@ def solve(
     response = torch.cat([response.reshape(-1, size, dim, dim), lags.new_zeros(lags.shape[0], 1, dim, dim)], 1)
     lag = steps[:, None] - steps[None, :]
     inverse = response[:, torch.where(lag >= 0, lag, size)].transpose(-3, -2).reshape(-1, size * dim, size * dim)
-    within, carried = inverse @ forcing, inverse @ feed
+    carried = inverse @ feed  # X_F
+    if readout is None:
+        within = inverse @ forcing  # X_e
+        ends = within[..., -state:, :]
+    else:  # only the chunk's last s columns of X_e (for g_c): the outputs come from R_0 T^-1 below
+        ends = inverse[..., -state:, :] @ forcing
     start = (
         lags.new_zeros(lags.shape[0], state, batch) if past is None else past.reshape(batch, -1, state).permute(1, 2, 0)
     )
     starts = start[:, None]  # S_c [g, nc, sd, B]
     if chunks > 1:
         transfer = carried[..., -state:, :]  # N [g, sd, sd]
-        gained = within[..., -state:, :].reshape(-1, state, chunks, batch)[:, :, :-1].permute(0, 2, 1, 3)  # g_0 ..
+        gained = ends.reshape(-1, state, chunks, batch)[:, :, :-1].permute(0, 2, 1, 3)  # g_0 .. g_{nc-2}
         gained = gained + F.pad((transfer @ start)[:, None], (0, 0, 0, 0, 0, chunks - 2))  # + N S_0 in the first
         links = torch.diag(torch.ones(chunks - 2, dtype=lags.dtype, device=lags.device), -1)
         system = torch.eye((chunks - 1) * state, dtype=lags.dtype, device=lags.device) - (
@@ -195,9 +200,11 @@ def solve(
         later = torch.linalg.solve_triangular(system, later, upper=False, unitriangular=True)
         starts = torch.cat([starts, later.reshape(-1, chunks - 1, state, batch)], 1)
     starts = starts.permute(0, 2, 1, 3).reshape(-1, state, chunks * batch)
-    solution = within + carried @ starts
-    if readout is not None:
-        solution, dim = readout @ torch.cat([starts, solution], 1), outputs
+    if readout is None:
+        solution = within + carried @ starts
+    else:  # y_c = R_1 S_c + R_0 w_c = (R_0 T^-1) e_c + (R_1 + R_0 X_F) S_c (R_0 T^-1: the Toeplitz of K = R * a)
+        head, tail = readout[..., state:], readout[..., :state]
+        solution, dim = (head @ inverse) @ forcing + (tail + head @ carried) @ starts, outputs
     solution = (
         solution.reshape(-1, size, dim, chunks, batch).permute(4, 0, 3, 1, 2).reshape(batch, -1, chunks * size, dim)
     )
