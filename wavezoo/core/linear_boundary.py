@@ -107,10 +107,18 @@ def spectral_radius(lags: torch.Tensor) -> float:
         return float(torch.linalg.eigvals(companion_matrix(lags.detach().double().cpu())).abs().max())
 
 
-def chunk_size(length: int, history: int) -> int:
-    """Q = max(s, ceil(sqrt(L s))): the within-chunk system (Q d unknowns) and the chunk-level one (L s d / Q
-    unknowns) then have about the same size, sqrt(L s) d."""
-    return max(history, math.ceil(math.sqrt(length * history)))
+def chunk_size(length: int, history: int, dim: int = 1, batch: int = 1) -> int:
+    """The chunk length Q for :func:`solve`: among Q ~ sqrt(L s) x 2^(k/2), k = -4 .. 2 (at least s), the one of least
+    estimated work, (Q d)^2 (nc B + s d) for the chunks plus (nc s d)^2 (B + 1) for the chunk states (nc = L / Q
+    chunks, B right-hand sides): about sqrt(L s) for a batch, shorter for one sequence (a kernel)."""
+    middle = math.sqrt(length * history)
+    sizes = {max(history, min(length, math.ceil(middle * 2 ** (k / 2)))) for k in range(-4, 3)}
+
+    def work(size: int) -> float:
+        chunks = -(-length // size)
+        return (size * dim) ** 2 * (chunks * batch + history * dim) + (chunks * history * dim) ** 2 * (batch + 1)
+
+    return min(sorted(sizes), key=work)
 
 
 def solve(
@@ -125,7 +133,7 @@ def solve(
     it returns y(t) = sum_{m=0}^{s-1} R_m w(t - m) ``[B, *G, L, p]`` instead (a finite readout of the wave,
     applied per chunk as y_c = R_1 S_c + R_0 w_c, R_0 folded into T^-1).
 
-    A chunked scan in a fixed number of tensor operations (:func:`chunk_size` Q; the length padded to nc chunks):
+    A chunked scan in a fixed number of tensor operations (Q = :func:`chunk_size`; the length padded to nc chunks):
     within a chunk, w_c = T^-1 (e_c + F S_c), T the block lower-triangular Toeplitz matrix (I on the diagonal, -A_k
     on the k-th block sub-diagonal), F what the chunk's start state S_c (its s previous columns) feeds back; T^-1 is
     the block Toeplitz of the impulse response a_0 .. a_{Q-1} (one triangular solve with d right-hand sides), so
@@ -149,7 +157,7 @@ def solve(
         past = None if past is None else past * damping[:history]
         if readout is not None:  # y(t) = rate^t sum_m (rate^-m R_m) v(t - m)
             readout = readout * (rate * lag_power[:, None, None])
-    size = chunk_size(length, history)
+    size = chunk_size(length, history, dim, batch)
     chunks = -(-length // size)
     state = history * dim
     lags = lags.reshape(-1, history, dim, dim)  # [g, s, d, d]: the groups flattened
