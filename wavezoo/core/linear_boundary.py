@@ -107,7 +107,7 @@ def spectral_radius(lags: torch.Tensor) -> float:
         return float(torch.linalg.eigvals(companion_matrix(lags.detach().double().cpu())).abs().max())
 
 
-NESTED = 512  # chunk-state unknowns above which the chunk states are solved by a nested chunked scan
+NESTED = 1 << 21  # entries of the dense chunk-state systems (all groups) above which they are solved nested
 
 
 def chunk_size(length: int, history: int, dim: int = 1, batch: int = 1) -> int:
@@ -142,7 +142,7 @@ def solve(
     the block Toeplitz of the impulse response a_0 .. a_{Q-1} (one triangular solve with d right-hand sides), so
     X_e = T^-1 e_c (every chunk and batch row at once) and X_F = T^-1 F are matmuls. The chunk states follow
     S_{c+1} = N S_c + g_c (N, g_c: the last s columns of X_F, X_e; N = M^Q for the companion matrix M), all nc of
-    them by one block bidiagonal triangular solve (beyond :data:`NESTED` unknowns, by this solver again, a first-order
+    them by one block bidiagonal triangular solve (beyond :data:`NESTED` entries, by this solver again, a first-order
     system of d = s d: a few nested levels even for very long sequences); then w_c = X_e + X_F S_c.
 
     A growing system needs no damping here: both triangular solves are forward substitutions (the recursion itself,
@@ -204,7 +204,8 @@ def solve(
         transfer = carried[..., -state:, :]  # N [g, sd, sd]
         gained = ends.reshape(-1, state, chunks, batch)[:, :, :-1].permute(0, 2, 1, 3)  # g_0 .. g_{nc-2}
         gained = gained + F.pad((transfer @ start)[:, None], (0, 0, 0, 0, 0, chunks - 2))  # + N S_0 in the first
-        if (chunks - 1) * state > NESTED:  # many chunks: the states' recursion (s = 1, d = s d) by this solver
+        if lags.shape[0] * ((chunks - 1) * state) ** 2 > NESTED:  # many chunks: the states' recursion (s = 1,
+            # d = s d) by this solver
             later = solve(transfer[:, None], gained.permute(3, 0, 1, 2)).permute(1, 2, 3, 0)
         else:
             links = torch.diag(torch.ones(chunks - 2, dtype=lags.dtype, device=lags.device), -1)
