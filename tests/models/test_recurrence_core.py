@@ -137,3 +137,25 @@ def test_teacher_forced_sbc_refuses_the_recurrent_input_rule():
         wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, form="teacher_forced", input_steps=8)
     with pytest.raises(ConfigError, match="form='parallel' is invalid: expected one of 'recurrent', 'teacher_forced'"):
         wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, form="parallel")
+
+
+def test_the_solver_nests_for_many_chunks_and_has_a_fixed_number_of_ops(monkeypatch):
+    """Many chunks: the chunk states by the solver again (nested), still the recursion to 1e-12; and the same
+    number of tensor operations at length 108 and 432."""
+    from wavezoo.core import linear_boundary
+
+    torch.manual_seed(1)
+    lags, past = torch.randn(2, 2, 2).double() * 0.3, torch.randn(3, 2, 2).double()
+    drive = torch.randn(3, 3000, 2).double()
+    reference = recursion(lags, drive, past)
+    assert (solve(lags, drive, past) - reference).abs().max() < 1e-12
+    monkeypatch.setattr(linear_boundary, "NESTED", 8)  # nested at every level with more than 3 chunks
+    assert (solve(lags, drive, past) - reference).abs().max() < 1e-12
+    monkeypatch.undo()
+
+    def count(length):
+        with torch.profiler.profile() as prof:
+            solve(lags, drive[:, :length], past)
+        return sum(event.name.startswith("aten::") for event in prof.events())
+
+    assert count(108) == count(432)

@@ -41,8 +41,9 @@ longer stable (companion spectral radius 1.3), so neither the FFT path nor the f
 Two equivalent modes (tested equal for any parameter values):
 
 * ``recurrent``: the update above, step by step (for generation);
-* ``parallel``: the impulse response a = 1 / (1 - sum_j phi_j z^j) (power series, computed by Newton iteration
-  with FFT products), the kernel K = C * a and y = K * u + D u by FFT convolution, O(L log L). Both modes also run
+* ``parallel``: the boundary wave w = a * u, a = 1 / (1 - sum_j phi_j z^j), and y = C * w + D u, both by the chunked
+  scan of the one solver (a fixed number of tensor operations for any length; up to :data:`DIRECT_LENGTH`), beyond
+  it the kernel K = C * a by that solver and y = K * u + D u by one FFT convolution, O(L log L). Both modes also run
   from a given state (the last N boundary values), which is how :meth:`LBCSSM.scan` carries a stream. The solver is
   the one linear-boundary module of wavezoo, :mod:`wavezoo.core.linear_boundary` (that of ``twm_lbc`` too), each
   channel a wave of d = 1 with lags ``phi[c, k - 1]`` (the state's cell order, newest first, is its lag order).
@@ -64,6 +65,7 @@ from wavezoo.registry import register_model
 
 MODES = ("parallel", "recurrent")
 PRECISIONS = ("auto", "float64", "float32")
+DIRECT_LENGTH = 1024  # up to this length the training path solves directly (chunked scan), beyond it by FFT
 R_MAX = 0.999  # ||phi||_1 < R_MAX: every root of the feedback polynomial has modulus <= R_MAX ** (1 / N) < 1
 
 
@@ -143,9 +145,11 @@ class ShiftLBCSSM(nn.Module):
         """K_c[k] = C_c^T A_c^k e_1 for k < ``length``: ``[channels, length]`` (:attr:`compute_dtype` when there is
         feedback)."""
         phi = self.feedback_coefficients()
+        taps = F.pad(self.readout, (0, max(0, length - self.state_size)))[:, :length]
         if phi is None:
-            return F.pad(self.readout, (0, max(0, length - self.state_size)))[:, :length]
-        return _convolve(all_pole_response(phi, length), self.readout.to(phi.dtype)[None], length)[0]
+            return taps
+        # K = a * C: the boundary wave driven by e(t) = C_t (one chunked solve, no series inversion, no FFT)
+        return solve(phi[..., None, None], taps.to(phi.dtype)[None, ..., None])[0, ..., 0]
 
     # -- the sequence map --------------------------------------------------------------------------------------
     def initial_state(self, batch_size: int, **kwargs) -> torch.Tensor:
@@ -165,24 +169,31 @@ class ShiftLBCSSM(nn.Module):
         return self.forward_recurrent(u, state)
 
     def forward_kernel(self, u: torch.Tensor) -> torch.Tensor:
-        """The parallel map from the zero state: y = K * u + D u by one FFT convolution (the training path)."""
+        """The parallel map from the zero state, y = K * u + D u (the training path): up to :data:`DIRECT_LENGTH` by
+        the chunked solve with the readout taps folded in, beyond it by one FFT convolution with the kernel."""
         length = u.shape[1]
         signal = u.transpose(1, 2)  # [B, C, L]
-        # Kernel and FFTs in compute_dtype: float64 on the CPU, kept as a margin rather than a necessity (with
-        # ||phi||_1 < r_max the impulse response is bounded by 1; a float32 path measured 3e-7 relative from a
-        # float64 recurrence at L = 4000 for a slowly decaying phi, float64 8e-8; the float32 Newton iteration alone
-        # errs by ~5e-6 there), float32 on accelerators: on the published lbc_ssm weights float32 differs from
-        # float64 by 8e-7 (relative), at the stability edge by 1e-4 (tests/models/test_ssm.py).
+        # Solve and FFTs in compute_dtype: float64 on the CPU, kept as a margin rather than a necessity (with
+        # ||phi||_1 < r_max the impulse response is bounded by 1; a float32 FFT path measured 3e-7 relative from a
+        # float64 recurrence at L = 4000 for a slowly decaying phi, float64 8e-8), float32 on accelerators: on the
+        # published lbc_ssm weights float32 differs from float64 by 8e-7 (relative), at the stability edge by 1e-4
+        # (tests/models/test_ssm.py).
         dtype = self.compute_dtype
-        y = _convolve(self.kernel(length).to(dtype), signal.to(dtype), length).to(u.dtype)
+        if length > DIRECT_LENGTH:  # long sequences: the kernel, then one FFT convolution (O(L log L))
+            y = _convolve(self.kernel(length).to(dtype), signal.to(dtype), length).to(u.dtype)
+        else:  # y = sum_i C_i w(t - i + 1) of the boundary wave w, both in the chunked solve
+            phi = self.feedback_coefficients()
+            lags = self.readout.new_zeros(self.readout.shape, dtype=dtype) if phi is None else phi
+            taps = self.readout.to(dtype)[..., None, None]  # C_i weighs w(t - i + 1)
+            y = solve(lags[..., None, None], signal.to(dtype)[..., None], readout=taps)[..., 0].to(u.dtype)
         return (y + self.skip[:, None] * signal).transpose(1, 2)
 
     def forward_parallel(self, u: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The parallel map from ``state`` ``[B, C, N]`` (default zero) -> (y ``[B, L, C]``, final state).
 
         The boundary wave w = a * (u + e), where e(t) = sum_{j >= t} phi_j w(t-j) (t = 1..N) is what the stored
-        cells feed back; then y(t) = sum_i C_i w(t-i+1) + D u(t) over the stored + new boundary values. Two FFT
-        convolutions in :attr:`compute_dtype` (see :meth:`forward_kernel`).
+        cells feed back (the chunked solve); then y(t) = sum_i C_i w(t-i+1) + D u(t) over the stored + new boundary
+        values (an FFT convolution), in :attr:`compute_dtype` (see :meth:`forward_kernel`).
         """
         batch, length, n = u.shape[0], u.shape[1], self.state_size
         signal = u.transpose(1, 2).to(self.compute_dtype)  # [B, C, L]
@@ -300,7 +311,7 @@ class LBCSSM(SequenceModel):
         num_layers: H3 blocks.
         gating: H3's multiplicative q/k/v path (else the linear path y = SSM(v)).
         feedback: the learned, stable boundary feedback phi (False: H3's plain shift SSM).
-        mode: ``"parallel"`` (FFT) or ``"recurrent"`` (step by step); both give the same outputs.
+        mode: ``"parallel"`` (chunked solve / FFT) or ``"recurrent"`` (step by step); both give the same outputs.
         precision: dtype of the feedback, kernel and FFTs: ``"auto"`` (float64 on the CPU, float32 on an
             accelerator), ``"float64"`` or ``"float32"`` (see :attr:`ShiftLBCSSM.compute_dtype`).
     """

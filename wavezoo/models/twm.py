@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wavezoo.core.linear_boundary import lag_sum, solve, spectral_radius
+from wavezoo.core.linear_boundary import lag_sum, solve
 from wavezoo.core.waves import IsInput, wave_rollout, wave_step, write_boundary
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 from wavezoo.models.base import SequenceModel, State
@@ -382,11 +382,12 @@ class WaveMemoryModel(SequenceModel):
         e(t) = m(t) u(t) ("add"), e(t) = m(t) (u(t) - c'(t)) ("replace", c'(t) the lag sum of the known written
         values, so that w(t) = u(t) exactly on input steps). :func:`wavezoo.core.linear_boundary.solve` gives w;
         y = W_out w, or (autoregressive) y^ = W_out c with c(t) = sum_k A_k w(t-k) and y = y^ + m x ("add"),
-        m x + (1 - m) y^ ("replace"). The solve and its FFTs run in float64 on the CPU (as ``lbc_ssm``'s
-        ``precision="auto"``; float32 FFTs round to ~1e-7 relative), in the model's dtype elsewhere."""
+        m x + (1 - m) y^ ("replace"). The solve runs in the model's dtype: its triangular solves are forward
+        substitutions, the recursion itself chunk by chunk, so each w(t) rounds as the stepped form does (the FFT
+        series inversion it replaced erred relative to the largest value and needed float64)."""
         substrate, steps = state
         length, dtype = x.shape[1], x.dtype
-        work = torch.float64 if x.device.type == "cpu" else dtype
+        work = dtype
         lags = self.memory.boundary.lag_operators().to(work)
         generate = (self.input_map.weight @ self.readout.weight).to(work) if self.autoregressive else None
         lags_generated = lags if generate is None else generate @ lags  # G A_k
@@ -401,8 +402,7 @@ class WaveMemoryModel(SequenceModel):
         else:  # replace: on input steps w(t) = u(t), whose lag sums are known in advance
             known = lag_sum(lags_generated, torch.cat([substrate, drive], dim=1), length)
             forcing = mask * (drive - known)
-        rate = max(1.0, spectral_radius(lags_generated))  # a growing system is solved damped (see solve)
-        written = solve(lags_generated, forcing, substrate, rate)  # w(1 .. L)
+        written = solve(lags_generated, forcing, substrate)  # w(1 .. L)
         columns = torch.cat([substrate, written], dim=1)
         final = (columns[:, -self.memory.history :].to(dtype), steps + length)
         if not self.autoregressive:
