@@ -2,7 +2,7 @@
 # One prepared GPU check for a borrowed device, set-up included (target: <= 6 minutes on a bare H200):
 #   bash scripts/gpu_check.sh [OUT_DIR]
 # Set-up: where jsonargparse is missing (a bare device image with torch, lightning and triton), the wheels in .whl/
-# (jsonargparse, docstring-parser, typeshed-client; see the device notes in benchmarks/README.md) are installed into
+# (jsonargparse, docstring-parser, typeshed-client; how to make them: benchmarks/README.md, "On CUDA") are installed into
 # /tmp/site, the checkout goes on PYTHONPATH and a `wavezoo` shim on PATH: nothing is installed into the image.
 # Then: the gpu test tier, the fused-scan check (scripts/triton_check.py), the CUDA benchmark rows (the wave_rnn
 # group with the fused and reference scans, cuDNN nn.RNN/nn.LSTM, bf16 and tokens/s at B128/B2048; kernel launches
