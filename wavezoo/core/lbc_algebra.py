@@ -53,7 +53,9 @@ class RNNWeights:
     w_r: torch.Tensor
 
     def run(self, inputs: torch.Tensor, nonlinearity: str = "linear") -> torch.Tensor:
-        """Outputs ``[B, T, d]`` for ``inputs [B, T, d]`` from h(0) = 0 (``nonlinearity``: linear or tanh)."""
+        """Outputs ``[B, T, d]`` for ``inputs [B, T, d]`` from h(0) = 0 (``nonlinearity``: linear or tanh), step by
+        step: the reference the algebra's claims are checked against (C3), never a training path (a trained linear
+        boundary runs through :mod:`wavezoo.core.linear_boundary`)."""
         act = torch.tanh if nonlinearity == "tanh" else (lambda z: z)
         h = inputs.new_zeros(inputs.shape[0], self.w_hh.shape[0])
         outputs = []

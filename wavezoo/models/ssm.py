@@ -212,7 +212,8 @@ class ShiftLBCSSM(nn.Module):
     def forward_recurrent(
         self, u: torch.Tensor, state: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The update step by step from ``state`` (default zero) -> (y ``[B, L, C]``, final state)."""
+        """The update step by step from ``state`` (default zero) -> (y ``[B, L, C]``, final state): the reference
+        of the parallel path (``set_mode("recurrent")``), which training uses only when asked to."""
         if state is None:
             state = self.initial_state(u.shape[0], device=u.device, dtype=u.dtype)
         phi = self.feedback_coefficients()  # in compute_dtype, as in the parallel path

@@ -236,7 +236,10 @@ class TravelingWaveMemory(nn.Module):
         return wave_rollout(self.boundary, substrate, steps)
 
     def run(self, drive: torch.Tensor, initial: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Drive with ``drive [B, T, d]``; returns the readout ``[B, T, d]`` and the final substrate."""
+        """Drive with ``drive [B, T, d]``; returns the readout ``[B, T, d]`` and the final substrate. Step by step on
+        purpose: this is the exact TWM of Theorem 3.1 (fixed boundaries, no training), whose trajectory is checked
+        bit for bit against the history-dependent system; the trainable LBC-TWM runs in parallel
+        (:meth:`WaveMemoryModel.linear_scan`)."""
         substrate = initial
         if substrate is None:
             substrate = self.initial_substrate(drive.shape[0], device=drive.device, dtype=drive.dtype)
@@ -355,8 +358,9 @@ class WaveMemoryModel(SequenceModel):
 
     def scan_sequence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         """The LBC in parallel (:meth:`linear_scan`); the SBC on CUDA by the fused Triton scan
-        (:mod:`wavezoo.core.sbc_scan_triton`, ``WAVEZOO_SBC_SCAN``); any other boundary step by step
-        (:meth:`advance`)."""
+        (:mod:`wavezoo.core.sbc_scan_triton`, ``WAVEZOO_SBC_SCAN``); on the CPU, and for any other (nonlinear)
+        boundary, step by step (:meth:`advance`): the reference of the fused scan, and the only form of a boundary
+        whose new column depends nonlinearly on the last."""
         if state is None:
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         if isinstance(self.memory.boundary, LinearBoundary):
