@@ -19,6 +19,7 @@ interpreted_only = pytest.mark.skipif(not INTERPRETED, reason="runs in the TRITO
 
 from wavezoo.core.sbc_scan_triton import check_supported, sbc_backend, warps  # noqa: E402
 from wavezoo.errors import ConfigError  # noqa: E402
+from wavezoo.models.sbc import sbc_transformer  # noqa: E402
 from wavezoo.models.twm import AttentionBoundary, LinearBoundary, WaveMemoryModel, twm_sbc  # noqa: E402
 
 OPTIONS = {  # every input rule and boundary option of twm_sbc (sizes: s x d, d not a power of 2 included)
@@ -71,6 +72,22 @@ def test_triton_sbc_scan_equals_the_reference_outputs_and_every_gradient(name, m
     names = ["x", "h0"] + [n for n, _ in model.named_parameters()]
     errors = {n: relative(a, b) for n, a, b in zip(names, grads, grads_ref, strict=True) if b.abs().max() > 0}
     assert max(errors.values()) < 1e-5, errors
+
+
+@interpreted_only
+@pytest.mark.parametrize("output_size", [3, 2])
+def test_a_one_layer_sbc_transformer_trained_recurrent_runs_the_fused_scan(output_size, monkeypatch):
+    """sbc_transformer(form="recurrent"): autoregressive (3 -> 3) and with hidden columns (3 -> 2, the recall
+    checkpoints' kind), its one attention layer by the fused scan, as the reference."""
+    torch.manual_seed(0)
+    model = sbc_transformer(3, output_size, hidden_size=16, history=4, form="recurrent")
+    x = torch.randn(2, 9, 3)
+    state = model.initial_state(2)
+    y, final, steps, grads = results(model, x, state, "triton", monkeypatch)
+    y_ref, final_ref, _, grads_ref = results(model.double(), x.double(), (state[0].double(), state[1]), "reference",
+                                             monkeypatch)  # fmt: skip
+    assert relative(y, y_ref) < 1e-5 and relative(final, final_ref) < 1e-5
+    assert max(relative(a, b) for a, b in zip(grads, grads_ref, strict=True) if b.abs().max() > 0) < 1e-5
 
 
 @interpreted_only

@@ -154,3 +154,17 @@ def test_curriculum_reads_the_accuracy_once_per_window_when_asked():
     assert len(reads) == 8 and stages == [0, 1, 1, 1, 1, 1, 2, 2]  # the CPU default: every step
     reads, stages = run(HorizonCurriculum(check_every_n_steps=4), accuracies)
     assert reads == pytest.approx([0.9, 0.9]) and stages == [0, 0, 0, 1, 1, 1, 1, 2]  # one read per 4 steps
+
+
+def test_training_is_teacher_forced_and_evaluation_generates():
+    """sbc_transformer (autoregressive): the training loss reads the teacher-forced outputs (the targets stand in
+    for the generated tokens), validation the outputs the model generates itself."""
+    torch.manual_seed(0)
+    data = VariableBindingDataModule("T1", horizons=[12], batch_size=4)
+    module = SequenceRegression(model="sbc_transformer", input_size=8, output_size=8, hidden_size=64,
+                                model_kwargs={"history": 8, "input_mode": "replace", "input_steps": 8})  # fmt: skip
+    x, y, mask = data.next_train_batch()
+    forced, generated = module.net.training_forward(x, y), module(x)
+    assert not torch.allclose(forced[mask], generated[mask])
+    loss = module.training_step((x, y, mask), 0)["loss"].item()
+    assert loss == pytest.approx(module.loss(forced, y, mask).item())

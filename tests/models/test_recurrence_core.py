@@ -8,6 +8,8 @@ import torch
 import wavezoo
 from wavezoo import ConfigError
 from wavezoo.core.linear_boundary import solve, spectral_radius
+from wavezoo.core.waves import wave_step, write_boundary
+from wavezoo.models.twm import WaveMemoryModel
 
 LENGTH = 300
 
@@ -122,8 +124,9 @@ def test_bad_model_inputs_are_one_line_errors(name):
 
 
 @pytest.mark.parametrize("options", [{}, {"num_layers": 2, "residual": True}, {"num_heads": 1}])
-def test_teacher_forced_sbc_parallel_is_the_stepped_form_in_float64(options):
-    """sbc_transformer(form="teacher_forced"): one SDPA sliding-window attention per layer == the windowed step."""
+def test_the_input_window_sbc_parallel_is_the_stepped_form_in_float64(options):
+    """sbc_transformer(form="teacher_forced") not autoregressive: one SDPA sliding-window attention per layer over
+    the given inputs == the windowed step."""
     torch.manual_seed(0)
     model = wavezoo.create_model("sbc_transformer", input_size=4, output_size=3, hidden_size=32,
                                  form="teacher_forced", **options).double()  # fmt: skip
@@ -132,11 +135,71 @@ def test_teacher_forced_sbc_parallel_is_the_stepped_form_in_float64(options):
         assert (model(x) - stepped(model, x)).abs().max() <= 1e-10
 
 
-def test_teacher_forced_sbc_refuses_the_recurrent_input_rule():
-    with pytest.raises(ConfigError, match="form='teacher_forced' reads every input as a token"):
-        wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, form="teacher_forced", input_steps=8)
-    with pytest.raises(ConfigError, match="form='parallel' is invalid: expected one of 'recurrent', 'teacher_forced'"):
-        wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, form="parallel")
+def teacher_forced_loop(model, x, targets):
+    """The reference: the TWM step by step, the target token written where the model would write its own."""
+    substrate, _ = model.initial_state(x.shape[0])
+    outputs = []
+    for t in range(x.shape[1]):
+        is_input = model.input_steps is None or t < model.input_steps
+        token = x[:, t] if model.input_mode == "replace" and is_input else targets[:, t]
+        substrate, computed = wave_step(substrate, model.memory.boundary, model.input_map(token), True, "replace")
+        outputs.append(write_boundary(model.readout(computed), x[:, t], is_input, model.input_mode))
+    return torch.stack(outputs, 1)
+
+
+SBC_RULES = [{}, {"input_mode": "replace", "input_steps": 8}, {"input_steps": 5}, {"num_layers": 2},
+             {"num_layers": 2, "residual": True}, {"num_heads": 1}]  # fmt: skip
+
+
+@pytest.mark.parametrize("options", SBC_RULES)
+def test_teacher_forced_sbc_is_the_stepped_teacher_forced_loop_and_the_same_model(options):
+    """sbc_transformer's default training form (autoregressive: teacher forcing, one boundary call on every window)
+    == the teacher-forced TWM loop in float64 at length 300; and fed its own outputs as targets it gives them back:
+    the model that trains teacher-forced is the one that generates."""
+    torch.manual_seed(0)
+    model = wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, hidden_size=32, **options).double()
+    assert model.teacher_forcing and model.autoregressive
+    x, targets = torch.randn(2, LENGTH, 4, dtype=torch.float64), torch.randn(2, LENGTH, 4, dtype=torch.float64)
+    with torch.no_grad():
+        assert (model.training_forward(x, targets) - teacher_forced_loop(model, x, targets)).abs().max() <= 1e-10
+        generated = model(x)
+        scale = max(1.0, generated.abs().max().item())  # relative: some random inits grow without bound
+        assert (generated - stepped(model, x)).abs().max() <= 1e-10 * scale
+        assert (model.training_forward(x, generated) - generated).abs().max() <= 1e-10 * scale
+
+
+def test_sbc_forms_and_their_errors():
+    """form="auto" (default): teacher-forced when autoregressive, else recurrent; targets that are not tokens and
+    the recurrent input rule on the input-window form are one-line errors."""
+    build = wavezoo.create_model
+    assert build("sbc_transformer", input_size=4, output_size=4).teacher_forcing
+    assert not build("sbc_transformer", input_size=4, output_size=4, form="recurrent").teacher_forcing
+    recurrent = build("sbc_transformer", input_size=4, output_size=3)
+    assert not recurrent.teacher_forcing and not recurrent.autoregressive
+    x = torch.randn(2, 6, 4)
+    assert torch.equal(recurrent.training_forward(x, torch.zeros(2, 6, dtype=torch.long)), recurrent(x))
+    with pytest.raises(ConfigError, match=r"teacher forcing reads the targets as the tokens: expected targets "
+                                          r"\[batch, time, output_size=4\] matching the input, got \(2, 6\)"):  # fmt: skip
+        build("sbc_transformer", input_size=4, output_size=4).training_forward(x, torch.zeros(2, 6))
+    with pytest.raises(ConfigError, match="form='teacher_forced' without autoregressive reads every input as a token"):
+        build("sbc_transformer", input_size=4, output_size=3, form="teacher_forced", input_steps=8)
+    with pytest.raises(ConfigError, match="teacher_forcing=True .* needs autoregressive=True"):
+        WaveMemoryModel(4, 3, 32, torch.nn.Identity(), 8, teacher_forcing=True)
+    message = "form='parallel' is invalid: expected one of 'auto', 'teacher_forced', 'recurrent'"
+    with pytest.raises(ConfigError, match=message):
+        build("sbc_transformer", input_size=4, output_size=4, form="parallel")
+
+
+def test_teacher_forced_sbc_training_has_a_fixed_number_of_ops():
+    """One fwd+bwd of the teacher-forced SBC dispatches the same aten ops at length 108 and 432 (issue 26)."""
+    from benchmarks.measure import aten_ops, fwd_bwd
+
+    model = wavezoo.create_model("sbc_transformer", input_size=8, output_size=8)
+    counts = []
+    for length in (108, 432):
+        x, targets = torch.randn(4, length, 8), torch.randn(4, length, 8)
+        counts.append(aten_ops(fwd_bwd(lambda x, t=targets: model.training_forward(x, t), x)))
+    assert counts[1] <= 1.5 * counts[0], counts
 
 
 def test_the_solver_nests_for_many_chunks_and_has_a_fixed_number_of_ops(monkeypatch):

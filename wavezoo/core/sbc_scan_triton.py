@@ -266,10 +266,11 @@ def check_supported(boundary) -> None:
         raise ConfigError(f"the Triton SBC scan covers AttentionBoundary only, got {type(boundary).__name__}")
 
 
-def triton_sbc_scan(model, x: torch.Tensor, state) -> tuple[torch.Tensor, tuple]:
+def triton_sbc_scan(model, x: torch.Tensor, state, boundary=None) -> tuple[torch.Tensor, tuple]:
     """:meth:`WaveMemoryModel.scan_sequence` of an SBC-TWM with the fused scan: ``x [B, L, I]`` from ``state``
-    (substrate ``[B, s, d]``, steps ``[B]``) -> (y ``[B, L, O]``, the final state), as the reference step loop."""
-    boundary = model.memory.boundary
+    (substrate ``[B, s, d]``, steps ``[B]``) -> (y ``[B, L, O]``, the final state), as the reference step loop.
+    ``boundary``: the attention layer the model's boundary is (default: the boundary itself)."""
+    boundary = model.memory.boundary if boundary is None else boundary
     check_supported(boundary)
     substrate, steps = state
     batch, length = x.shape[:2]

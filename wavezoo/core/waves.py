@@ -65,3 +65,12 @@ def wave_rollout(boundary: Boundary, substrate: torch.Tensor, steps: int) -> tor
         substrate, _ = wave_step(substrate, boundary)
         out.append(substrate[:, -1])
     return torch.stack(out, dim=1)
+
+
+def wave_windows(columns: torch.Tensor, history: int, length: int) -> torch.Tensor:
+    """The substrates h(0), ..., h(length - 1) at once, ``[B, length, s, d]``, when every column is known in advance
+    (teacher forcing: the written columns are given, not computed). ``columns [B, s + length - 1 (or more), d]`` is
+    h(0) followed by the written columns w(1), w(2), ...; h(t) = (w(t-s+1), ..., w(t)) with w(k <= 0) the columns of
+    h(0). A strided view (``Tensor.unfold``): no copy until a boundary reads it."""
+    check_positive_int("length", length)
+    return columns.unfold(1, history, 1)[:, :length].transpose(-1, -2)

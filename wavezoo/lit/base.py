@@ -240,7 +240,7 @@ class SequenceTaskModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """The loss, and the batch accuracy for the curriculum (:class:`~wavezoo.lit.curriculum.HorizonCurriculum`)."""
         x, y, mask = batch
-        outputs = self(x)
+        outputs = self.net.training_forward(x, y)  # forward(x), or teacher-forced (sbc_transformer's default)
         loss = self.loss(outputs, y, self.loss_mask(mask))
         accuracy = self.batch_accuracy(outputs.detach(), y, mask)
         logs = {"train/loss": loss.detach()}

@@ -9,8 +9,10 @@ so that running :meth:`SequenceModel.step` over a sequence equals ``model(x)`` (
 float32, and to 1e-10 in float64 at length 300). One contract, three entry points sharing one input path
 (:meth:`SequenceModel.prepare_input`: token ids, checks, dtype):
 
-* ``forward(x)``: the training form, the family's ``forward_sequence`` (a parallel form where the math allows:
-  ``transformer``, ``twm_lbc``, ``lbc_ssm``; else the stepped scan);
+* ``forward(x)``: the sequence map, the family's ``forward_sequence`` (a parallel form where the math allows:
+  ``transformer``, ``twm_lbc``, ``lbc_ssm``; else the stepped scan); training calls
+  ``training_forward(x, targets)``, which is ``forward(x)`` except for a model trained teacher-forced
+  (``sbc_transformer``'s default: the targets stand in for its generated tokens, in parallel);
 * ``scan(x, state=None) -> (y, state)``: the same map from any state (``scan_sequence``);
 * ``step(x_t, state) -> (y_t, state)``: the streaming form (``forward_step``).
 
@@ -122,6 +124,12 @@ class SequenceModel(nn.Module, ZooHubMixin):
         """The training form: ``x [batch, time, input_size]`` (or ids ``[batch, time]``) from the initial state ->
         ``[batch, time, output_size]``."""
         return self.forward_sequence(self.prepare_input(x))
+
+    def training_forward(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The outputs a training loss reads, given the ``targets``: :meth:`forward` for every family except those
+        that feed their own outputs back (``sbc_transformer``'s default), which read the targets in their place
+        (teacher forcing, the transformer's training form) and so train without a time loop."""
+        return self(x)
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """The scan of :meth:`forward_step` from :meth:`initial_state` (families override it with a parallel form)."""

@@ -17,7 +17,8 @@ The trainable model (:func:`sbc_transformer`) is this loop with inputs, a
 :class:`~wavezoo.models.twm.WaveMemoryModel`: the token of step t is the generated one plus the embedded input
 (``input_mode="add"``, every step an input by default) or, with ``input_mode="replace"`` and ``input_steps=k``,
 the embedded input x(1..k) followed by generated tokens; the output y(t) is the token of step t, which depends on
-x(t) and, through the attention over the window, on the earlier tokens.
+x(t) and, through the attention over the window, on the earlier tokens. It trains teacher-forced by default (the
+targets stand in for the generated tokens, every window at once; see :func:`sbc_transformer`'s ``form``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from wavezoo.models.base import SequenceModel, State
 from wavezoo.models.twm import AttentionBoundary, WaveMemoryModel, wave_dim
 from wavezoo.registry import register_model
 
-FORMS = ("recurrent", "teacher_forced")
+FORMS = ("auto", "teacher_forced", "recurrent")
 
 
 class AttentionOnlyTransformer(nn.Module):
@@ -124,14 +125,22 @@ class TransformerBoundary(nn.Module):
         super().__init__()
         self.transformer = transformer
 
-    def forward(self, substrate: torch.Tensor) -> torch.Tensor:
+    def as_attention(self) -> AttentionBoundary | None:
+        """The one attention layer this boundary is (one layer, no residual), else None."""
         if len(self.transformer.layers) == 1 and not self.transformer.residual:
-            return self.transformer.layers[0](substrate)  # only the newest position's query is needed
+            return self.transformer.layers[0]
+        return None
+
+    def forward(self, substrate: torch.Tensor) -> torch.Tensor:
+        layer = self.as_attention()
+        if layer is not None:
+            return layer(substrate)  # only the newest position's query is needed
         return self.transformer(substrate)[:, -1]
 
 
 class TeacherForcedSBC(SequenceModel):
-    """``sbc_transformer(form="teacher_forced")``: the attention-only transformer trained as a transformer.
+    """``sbc_transformer(form="teacher_forced")`` when not autoregressive: an attention-only transformer over the
+    inputs, trained as a transformer.
 
     Every token of the sequence is an embedded input, z_0(t) = W_in x(t) (the context window holds the given tokens,
     not generated ones: teacher forcing), the L layers of causal sliding-window attention (window s, slot positions)
@@ -191,29 +200,47 @@ def sbc_transformer(
     input_mode: str = "add",
     autoregressive: bool | None = None,
     input_steps: int | None = None,
-    form: str = "recurrent",
+    form: str = "auto",
 ) -> WaveMemoryModel | TeacherForcedSBC:
     """The SBC model for training: an attention-only transformer generating autoregressively over a context of
     s = ``history`` tokens of width d = hidden_size / s (the TWM substrate), inputs written as tokens.
     ``autoregressive`` (default: when input_size == output_size) feeds each generated output back as a token.
     Input rule (``input_mode``, ``input_steps``) as :func:`~wavezoo.models.twm.twm_lbc`; the equations are in
-    :class:`~wavezoo.models.twm.WaveMemoryModel`. It trains step by step (``form="recurrent"``, the default and
-    the published checkpoints' form: each generated token enters the window). ``form="teacher_forced"`` builds
-    :class:`TeacherForcedSBC` instead: the given tokens fill the window and training is one sliding-window attention
-    over the whole sequence (the input rule and ``autoregressive`` do not apply to it)."""
-    check_choice("form", form, FORMS)
-    if form == "teacher_forced":
-        if input_mode != "add" or input_steps is not None or autoregressive:
-            raise ConfigError(
-                "form='teacher_forced' reads every input as a token: input_mode, input_steps and autoregressive "
-                "apply to form='recurrent' only"
-            )
-        return TeacherForcedSBC(input_size, output_size, hidden_size, history, num_layers, num_heads, residual)
+    :class:`~wavezoo.models.twm.WaveMemoryModel`.
+
+    ``form`` is how it trains (evaluation and generation always run the loop, each generated token entering the
+    window):
+
+    * ``"teacher_forced"``: as a transformer. Autoregressive: the target tokens stand in for the generated ones
+      during training (``WaveMemoryModel(teacher_forcing=True)``, one boundary call over every window, no time
+      loop; the same parameters as ``"recurrent"``). Otherwise :class:`TeacherForcedSBC`: the given inputs fill
+      the window (every step an input, ``input_mode="add"``), one sliding-window attention per layer.
+    * ``"recurrent"``: through the loop, each generated token (or hidden column) entering the window; stepped on
+      the CPU. The published checkpoints of the recall tasks (not autoregressive) trained so.
+    * ``"auto"`` (default): ``"teacher_forced"`` when autoregressive, else ``"recurrent"`` (the hidden columns of a
+      model that is not autoregressive have no targets to force)."""
+    form = check_choice("form", form, FORMS)
     if autoregressive is None:
         autoregressive = input_size == output_size
+    if form == "auto":
+        form = "teacher_forced" if autoregressive else "recurrent"
+    if form == "teacher_forced" and not autoregressive:
+        if input_mode != "add" or input_steps is not None:
+            raise ConfigError(
+                "form='teacher_forced' without autoregressive reads every input as a token: input_mode='replace' and "
+                "input_steps apply to the autoregressive model or to form='recurrent'"
+            )
+        return TeacherForcedSBC(input_size, output_size, hidden_size, history, num_layers, num_heads, residual)
     dim = wave_dim(hidden_size, history)
     transformer = AttentionOnlyTransformer(dim, history, num_layers, num_heads, residual=residual)
-    boundary = TransformerBoundary(transformer)
     return WaveMemoryModel(
-        input_size, output_size, hidden_size, boundary, history, input_mode, autoregressive, input_steps
+        input_size,
+        output_size,
+        hidden_size,
+        TransformerBoundary(transformer),
+        history,
+        input_mode,
+        autoregressive,
+        input_steps,
+        teacher_forcing=form == "teacher_forced",
     )

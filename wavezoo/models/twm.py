@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wavezoo.core.linear_boundary import lag_sum, solve
-from wavezoo.core.waves import IsInput, wave_rollout, wave_step, write_boundary
+from wavezoo.core.waves import IsInput, wave_rollout, wave_step, wave_windows, write_boundary
 from wavezoo.errors import ConfigError, check_choice, check_positive_int
 from wavezoo.models.base import SequenceModel, State
 from wavezoo.registry import register_model
@@ -170,6 +170,10 @@ class AttentionBoundary(nn.Module):
         mixed = (scores * self.scale).softmax(-1) @ values
         return self.output(mixed.transpose(1, 2).reshape(queries.shape[0], queries.shape[1], -1))
 
+    def as_attention(self) -> AttentionBoundary:
+        """This boundary as one attention layer (what the fused SBC scan runs)."""
+        return self
+
     def forward(self, substrate: torch.Tensor) -> torch.Tensor:
         columns = substrate.shape[1]
         slots = torch.arange(self.history - columns, self.history, device=substrate.device)[None]
@@ -284,6 +288,13 @@ class WaveMemoryModel(SequenceModel):
 
       so the generated outputs are fed back as tokens (W_in W_out c(t) on autonomous steps).
 
+    ``teacher_forcing=True`` (autoregressive only) trains as a transformer does: :meth:`training_forward` writes
+    the target token in place of the generated one, v(t) = y*(t) (the given x(t) on "replace" input steps), so every
+    column is known in advance and c(t) = f(h(t-1)) for all t is ONE call of the boundary on the windows
+    h(0..T-1) (:func:`wavezoo.core.waves.wave_windows`): exact against the stepped teacher-forced loop, no time loop,
+    for any boundary. ``forward``, ``scan`` and ``step`` (evaluation, generation) still feed back the model's own
+    outputs: the same parameters, the same generated sequence as a model trained through the loop.
+
     With the default input rule (``"add"``, ``input_steps=None``: every step is an input) the TWM is a driven
     recurrence, y(t) depends on x(t) and on x(t-1), ..., through the substrate, and every parameter learns on
     dense inputs. The paper's protocol is ``input_mode="replace"`` with ``input_steps=s``.
@@ -303,6 +314,7 @@ class WaveMemoryModel(SequenceModel):
         input_mode: str = "add",
         autoregressive: bool = False,
         input_steps: int | None = None,
+        teacher_forcing: bool = False,
     ) -> None:
         super().__init__(input_size, output_size, hidden_size)
         dim = wave_dim(hidden_size, history)
@@ -311,7 +323,13 @@ class WaveMemoryModel(SequenceModel):
                 f"autoregressive=True feeds outputs back as inputs: needs input_size == output_size, "
                 f"got {input_size} and {output_size}"
             )
+        if teacher_forcing and not autoregressive:
+            raise ConfigError(
+                "teacher_forcing=True writes the targets in place of the generated tokens: needs autoregressive=True "
+                "(without it the columns are hidden states, which have no targets)"
+            )
         self.autoregressive = bool(autoregressive)
+        self.teacher_forcing = bool(teacher_forcing)
         self.input_map = nn.Linear(input_size, dim, bias=False)
         self.memory = TravelingWaveMemory(history, dim, boundary, input_mode, input_steps)
         self.readout = nn.Linear(dim, output_size, bias=False)
@@ -357,7 +375,8 @@ class WaveMemoryModel(SequenceModel):
         return y_t, (substrate, steps + 1)
 
     def scan_sequence(self, x: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-        """The LBC in parallel (:meth:`linear_scan`); the SBC on CUDA by the fused Triton scan
+        """The LBC in parallel (:meth:`linear_scan`); the SBC (one attention layer: ``twm_sbc``, a one-layer
+        ``sbc_transformer`` without residual) on CUDA by the fused Triton scan
         (:mod:`wavezoo.core.sbc_scan_triton`, ``WAVEZOO_SBC_SCAN``); on the CPU, and for any other (nonlinear)
         boundary, step by step (:meth:`advance`): the reference of the fused scan, and the only form of a boundary
         whose new column depends nonlinearly on the last."""
@@ -365,11 +384,12 @@ class WaveMemoryModel(SequenceModel):
             state = self.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
         if isinstance(self.memory.boundary, LinearBoundary):
             return self.linear_scan(x, state)
-        if type(self.memory.boundary) is AttentionBoundary and (x.is_cuda or os.environ.get("WAVEZOO_SBC_SCAN")):
+        attention = getattr(self.memory.boundary, "as_attention", lambda: None)()  # one attention layer, or None
+        if type(attention) is AttentionBoundary and (x.is_cuda or os.environ.get("WAVEZOO_SBC_SCAN")):
             from wavezoo.core.sbc_scan_triton import sbc_backend, triton_sbc_scan  # (imports triton)
 
             if sbc_backend(x) == "triton":  # the fused scan: automatic on CUDA (WAVEZOO_SBC_SCAN)
-                return triton_sbc_scan(self, x, state)
+                return triton_sbc_scan(self, x, state, attention)
         substrate, steps = state
         drive, outputs = self.input_map(x), []
         for t in range(x.shape[1]):
@@ -377,6 +397,48 @@ class WaveMemoryModel(SequenceModel):
             y_t, substrate = self.advance(substrate, x[:, t], drive[:, t], is_input)
             outputs.append(y_t)
         return torch.stack(outputs, dim=1), (substrate, steps + x.shape[1])
+
+    def training_forward(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The outputs the training loss reads: :meth:`forward`, or with ``teacher_forcing`` the teacher-forced
+        outputs (:meth:`teacher_forced_sequence`) from the initial state."""
+        if not self.teacher_forcing:
+            return self(x)
+        x = self.prepare_input(x)
+        if not isinstance(targets, torch.Tensor) or targets.shape != (*x.shape[:2], self.output_size):
+            shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ConfigError(
+                f"teacher forcing reads the targets as the tokens: expected targets [batch, time, "
+                f"output_size={self.output_size}] matching the input, got {shape}; for targets that are not tokens "
+                "build the model without teacher forcing (sbc_transformer: form='recurrent')"
+            )
+        return self.teacher_forced_sequence(x, targets.to(x.dtype))
+
+    def teacher_forced_sequence(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing in parallel: tokens v(t) = y*(t) ("add"), m(t) x(t) + (1 - m(t)) y*(t) ("replace"; m = 1
+        on input steps), columns w(t) = W_in v(t) after h(0) = 0, c(t) = f(h(t-1)) for every t in one boundary call
+        on the windows, y^ = W_out c and y = y^ + m x ("add") or m x + (1 - m) y^ ("replace")."""
+        batch, length = x.shape[:2]
+        substrate, _ = self.initial_state(batch, device=x.device, dtype=x.dtype)
+        mask = self.input_mask(torch.zeros(batch, dtype=torch.long, device=x.device), length, x.dtype)
+        tokens = targets if self.input_mode == "add" else mask * x + (1 - mask) * targets
+        columns = torch.cat([substrate, self.input_map(tokens)], dim=1)
+        windows = wave_windows(columns, self.memory.history, length).flatten(0, 1)  # h(0 .. T-1), [B * T, s, d]
+        computed = self.memory.boundary(windows).reshape(batch, length, -1)
+        return self.emit(self.readout(computed), x, mask)
+
+    def input_mask(self, steps: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor | None:
+        """m(t) ``[B, length, 1]``: 1 on input steps (steps[b] + t < input_steps), None when every step is one."""
+        if self.input_steps is None:
+            return None
+        time = torch.arange(length, device=steps.device)
+        return (steps[:, None] + time[None] < self.input_steps)[..., None].to(dtype)
+
+    def emit(self, predicted: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The autoregressive output v(t) from the predicted token y^(t) and the input: y^ + m x ("add"),
+        m x + (1 - m) y^ ("replace"); ``mask`` None: every step an input."""
+        if self.input_mode == "add":
+            return predicted + (x if mask is None else mask * x)
+        return mask * x + (1 - mask) * predicted
 
     def linear_scan(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """The LBC-TWM over a whole sequence without a time loop, equal to :meth:`forward_step` step by step.
@@ -397,10 +459,7 @@ class WaveMemoryModel(SequenceModel):
         lags_generated = lags if generate is None else generate @ lags  # G A_k
         drive = self.input_map(x).to(work)  # u(t) = W_in x(t), [B, L, d]
         substrate = substrate.to(work)
-        mask = None
-        if self.input_steps is not None:
-            time = torch.arange(length, device=x.device)
-            mask = (steps[:, None] + time[None] < self.input_steps)[..., None].to(work)  # [B, L, 1]
+        mask = self.input_mask(steps, length, work)  # [B, L, 1] or None
         if self.input_mode == "add":
             forcing = drive if mask is None else mask * drive
         else:  # replace: on input steps w(t) = u(t), whose lag sums are known in advance
@@ -413,11 +472,7 @@ class WaveMemoryModel(SequenceModel):
             return self.readout(written.to(dtype)), final
         computed = lag_sum(lags, columns, length)  # c(t) = f(h(t-1))
         predicted = computed @ self.readout.weight.to(work).T
-        if self.input_mode == "add":
-            y = predicted + (x if mask is None else mask * x)
-        else:
-            y = mask * x + (1 - mask) * predicted
-        return y.to(dtype), final
+        return self.emit(predicted, x, mask).to(dtype), final
 
 
 @register_model
