@@ -172,6 +172,26 @@ def test_table1_summary_counts_only_the_chosen_seeds_and_says_which_cells_are_sh
     assert "| T2 | 64 | 0 | 2 | 0.9800 | 2 / 2 | 0.0030 | 36 | 0.0075 (1.00) |" in out
 
 
+def test_seed_verdict_separates_seed_variance_from_a_protocol_difference():
+    """The rule fixed before the runs: the paper's mean inside the bootstrap 95 % interval of our mean -> seed
+    variance; outside -> protocol difference; fewer than ten solved seeds -> no verdict."""
+    from wavezoo.paper.table1 import seed_verdict, verdict_table
+
+    heavy_tail = [0.002] * 19 + [0.18]  # one seed far off: five-seed cells that draw it land near 0.038
+    spread = seed_verdict(heavy_tail, 0.0112)
+    assert spread["verdict"] == "seed variance" and spread["median"] == 0.002 and spread["at_most_0.02"] == 19
+    low, high = spread["mean_interval_95"]
+    assert low <= 0.0112 <= high and spread["five_seed_mean_range_95"][1] == pytest.approx(0.0376)
+    many_outliers = seed_verdict([0.002] * 16 + [0.6, 0.8, 0.7, 0.9], 0.0112)  # 4 of 20 far off: the paper had none
+    assert many_outliers["verdict"] == "protocol difference" and many_outliers["median"] == 0.002
+    offset = seed_verdict([0.4 + 0.01 * i for i in range(20)], 0.0011)  # every seed far above the paper
+    assert offset["verdict"] == "protocol difference" and offset["mean_interval_95"][0] > 0.0011
+    assert seed_verdict([0.002] * 9, 0.0112)["verdict"] == "too few seeds (fewer than 10 solved)"
+    assert seed_verdict(heavy_tail, None) is None
+    row = {"task": "T4", "hidden": 64, "l2": 0.0, "seed_verdict": offset}
+    assert verdict_table([row]).splitlines()[-1].endswith("| 0.0011 | protocol difference |")
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [

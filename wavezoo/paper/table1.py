@@ -17,6 +17,8 @@ size, and writes the same per-run JSON files.
 from __future__ import annotations
 
 import json
+import random
+import statistics
 import tempfile
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -261,6 +263,42 @@ def _validation_row(group: list[dict]) -> dict:
     }
 
 
+MIN_SEEDS_FOR_VERDICT = 10  # solved seeds a cell needs before its difference from the paper gets a verdict
+
+
+def seed_verdict(errors: list[float], paper: float | None, draws: int = 10_000) -> dict | None:
+    """Seed variance or protocol difference: is the paper's figure for a cell (the mean spectral error of its solved
+    seeds, 20 seeds per cell) within the spread of our own mean?
+
+    The rule, fixed before the runs: the bootstrap 95 % interval of the mean of our ``len(errors)`` solved seeds
+    (``draws`` resamples with replacement, a fixed generator). The paper's value inside it: "seed variance" (a
+    cell that missed with five seeds was unlucky in its seeds); outside: "protocol difference" (our runs differ
+    systematically). Also the median, the seeds at error <= 0.02, and the 95 % range of five-seed means (how far a
+    five-seed cell can land). None without a paper figure; "too few seeds" below :data:`MIN_SEEDS_FOR_VERDICT`."""
+    if paper is None:
+        return None
+    figures = {"solved_seeds": len(errors), "paper": paper}
+    if len(errors) < MIN_SEEDS_FOR_VERDICT:
+        return {**figures, "verdict": f"too few seeds (fewer than {MIN_SEEDS_FOR_VERDICT} solved)"}
+    rng = random.Random(0)
+
+    def interval(size: int) -> tuple[float, float]:
+        means = sorted(statistics.fmean(rng.choices(errors, k=size)) for _ in range(draws))
+        return means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
+
+    low, high = interval(len(errors))
+    inside = low <= paper <= high
+    return {
+        **figures,
+        "mean": statistics.fmean(errors),
+        "median": statistics.median(errors),
+        "at_most_0.02": sum(e <= 0.02 for e in errors),
+        "mean_interval_95": [low, high],
+        "five_seed_mean_range_95": list(interval(5)),
+        "verdict": "seed variance" if inside else "protocol difference",
+    }
+
+
 def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]:
     """Per (task, N, L2): mean over seeds of the accuracy and of the spectral error of the solved seeds.
 
@@ -305,6 +343,7 @@ def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]
             "eig_counts": counts,
             "paper": {"spectral_error": paper_err, "acc": paper_acc},
             "selected_on_validation": _validation_row(group),
+            "seed_verdict": seed_verdict(errors, paper_err),
         }
         print(
             f"{key[0]:<5}{key[1]:>5}{key[2]:>7g}{len(group):>6}{max(row['steps']):>7}{acc:>8.4f}{len(errors):>7}"
@@ -312,6 +351,7 @@ def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]
         )
         rows.append(row)
     print("\n" + selection_table(rows))
+    print("\n" + verdict_table(rows))
     (folder.parent / "table1.json").write_text(json.dumps(rows, indent=1))
     return rows
 
@@ -356,6 +396,29 @@ def selection_table(rows: list[dict]) -> str:
             f"| {row['mean_acc']:.4f} / {_or_dashes(row['mean_spectral_error_solved'])} ({row['solved']} solved) "
             f"| {val['runs']} of {row['seeds']} | {honest} |"
         )
+    return "\n".join(lines)
+
+
+def verdict_table(rows: list[dict]) -> str:
+    """The cells with a paper figure and at least :data:`MIN_SEEDS_FOR_VERDICT` solved seeds: seed variance or
+    protocol difference (:func:`seed_verdict`), with the figures that decide it."""
+    lines = [
+        "| task | N | L2 | solved seeds | error <= 0.02 | mean / median spectral error | 95 % interval of the mean "
+        "| 95 % range of 5-seed means | paper | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (r["task"], r["hidden"], r["l2"])):
+        v = row.get("seed_verdict")
+        if not v or "mean" not in v:
+            continue
+        (low, high), (five_low, five_high) = v["mean_interval_95"], v["five_seed_mean_range_95"]
+        lines.append(
+            f"| {row['task']} | {row['hidden']} | {row['l2']:g} | {v['solved_seeds']} | {v['at_most_0.02']} "
+            f"| {v['mean']:.4f} / {v['median']:.4f} | {low:.4f} - {high:.4f} | {five_low:.4f} - {five_high:.4f} "
+            f"| {v['paper']:.4f} | {v['verdict']} |"
+        )
+    if len(lines) == 2:
+        return f"(no cell has {MIN_SEEDS_FOR_VERDICT} solved seeds yet: no seed-variance verdict)"
     return "\n".join(lines)
 
 
