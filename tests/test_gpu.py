@@ -56,6 +56,21 @@ def test_forward_and_backward_on_cuda_equal_the_cpu(name, training):
             assert relative_error(p_gpu.grad, p_cpu.grad) < tolerance, label
 
 
+def test_teacher_forced_sbc_training_on_cuda_equals_the_cpu():
+    """sbc_transformer's default training form (autoregressive: teacher-forced, every window at once) on CUDA."""
+    torch.manual_seed(0)
+    cpu = wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, hidden_size=32, history=4)
+    gpu = wavezoo.create_model("sbc_transformer", input_size=4, output_size=4, hidden_size=32, history=4).cuda()
+    gpu.load_state_dict(cpu.state_dict())
+    x, targets = torch.randn(4, 40, 4), torch.randn(4, 40, 4)
+    y_cpu, y_gpu = cpu.training_forward(x, targets), gpu.training_forward(x.cuda(), targets.cuda())
+    assert relative_error(y_gpu, y_cpu) < 2e-3
+    y_cpu.square().mean().backward()
+    y_gpu.square().mean().backward()
+    for (label, p_cpu), p_gpu in zip(cpu.named_parameters(), gpu.parameters(), strict=True):
+        assert relative_error(p_gpu.grad, p_cpu.grad) < 5e-3, label
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_bf16_autocast_stays_close(name):
     cpu, gpu = pair(name)

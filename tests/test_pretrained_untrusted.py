@@ -103,9 +103,7 @@ def test_class_paths_outside_wavezoo_are_refused_before_any_import(lit, tmp_path
         (folder / "probe" / "train_config.yaml").write_text(f"model:\n  class_path: {class_path}\ndata: {{}}\n")
         args += [str(folder), class_path]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=ROOT, env=env
-    )
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Beautiful is better than ugly" not in done.stdout  # `import this` prints the Zen
     result = json.loads(done.stdout.strip().splitlines()[-1])

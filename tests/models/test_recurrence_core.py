@@ -178,8 +178,8 @@ def test_sbc_forms_and_their_errors():
     assert not recurrent.teacher_forcing and not recurrent.autoregressive
     x = torch.randn(2, 6, 4)
     assert torch.equal(recurrent.training_forward(x, torch.zeros(2, 6, dtype=torch.long)), recurrent(x))
-    with pytest.raises(ConfigError, match=r"teacher forcing reads the targets as the tokens: expected targets "
-                                          r"\[batch, time, output_size=4\] matching the input, got \(2, 6\)"):  # fmt: skip
+    message = r"teacher forcing reads the targets as the tokens: expected targets \[batch, time, output_size=4\]"
+    with pytest.raises(ConfigError, match=message + r" matching the input, got \(2, 6\)"):
         build("sbc_transformer", input_size=4, output_size=4).training_forward(x, torch.zeros(2, 6))
     with pytest.raises(ConfigError, match="form='teacher_forced' without autoregressive reads every input as a token"):
         build("sbc_transformer", input_size=4, output_size=3, form="teacher_forced", input_steps=8)

@@ -38,6 +38,7 @@ from wavezoo.errors import ConfigError
 
 constexpr = tl.constexpr if tl is not None else int  # (see wave_scan_triton: Triton reads the annotation's text)
 
+
 def warps() -> int:
     """Warps per program, ``WAVEZOO_SBC_WARPS`` (default 4), read at every launch so a benchmark can compare them: at
     s = d = 8 a step's tensors hold 64 - 512 values, so fewer warps may win. ptxas for sm_90a (compiled on the CPU,
