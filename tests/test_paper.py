@@ -168,6 +168,7 @@ def test_table1_summary_counts_only_the_chosen_seeds_and_says_which_cells_are_sh
     (folder / "T2_N32_L20_seed0.json").write_text(json.dumps({**run, "hidden": 32, "seed": 0}))  # a size of your own
     main(["table1", "--summary", "--seeds", "0,1", "--out", str(tmp_path)])
     out = capsys.readouterr().out
+    assert f"wrote {tmp_path}/table1_seeds2.json" in out  # table1.json keeps the five-seed summary
     assert "| T2 | 32 | 0 | 1 of 2 | 0.5000 | 0 / 0 | --- | 0 | not in the paper |" in out
     assert "| T2 | 64 | 0 | 2 | 0.9800 | 2 / 2 | 0.0030 | 36 | 0.0075 (1.00) |" in out
 

@@ -103,11 +103,11 @@ def run(args: argparse.Namespace) -> None:
             print(f"{name:<55} {value:.2e}   (exact: 0)")
         _log(args.out, "theorem", checks, {})
     elif args.command == "table1" and args.summary:
-        from wavezoo.paper.table1 import markdown_table, summarize_table1
+        from wavezoo.paper.table1 import markdown_table, summarize_table1, summary_name
 
         seeds = _values(args.seeds, int, "--seeds", lowest=0)
         print(markdown_table(summarize_table1(args.out / "table1", seeds), seeds_per_cell=len(seeds)))
-        print(f"wrote {args.out}/table1.json")
+        print(f"wrote {args.out}/{summary_name(seeds)}")
         return
     elif args.command == "table1":
         if args.quick:

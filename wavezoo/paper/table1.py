@@ -299,12 +299,20 @@ def seed_verdict(errors: list[float], paper: float | None, draws: int = 10_000) 
     }
 
 
+PAPER_SEEDS = [0, 1, 2, 3, 4]  # the committed sweep: five seeds per cell
+
+
+def summary_name(seeds: list[int] | None) -> str:
+    """The summary file: ``table1.json`` for the committed five seeds (or every run), else ``table1_seeds<n>.json``."""
+    return "table1.json" if seeds is None or sorted(seeds) == PAPER_SEEDS else f"table1_seeds{len(seeds)}.json"
+
+
 def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]:
     """Per (task, N, L2): mean over seeds of the accuracy and of the spectral error of the solved seeds.
 
     ``seeds`` keeps only those seeds' runs (the paper's table: five seeds per cell); None keeps every run.
-    Prints one line per cell and writes the rows to ``folder/../table1.json``; :func:`markdown_table` turns them into
-    the table of docs/REPRODUCTION.md (``wavezoo-paper table1 --summary``).
+    Prints one line per cell and writes the rows to ``folder/../`` + :func:`summary_name`; :func:`markdown_table`
+    turns them into the table of docs/REPRODUCTION.md (``wavezoo-paper table1 --summary``).
     """
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     runs = [run for run in runs if seeds is None or run["seed"] in seeds]
@@ -352,7 +360,7 @@ def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]
         rows.append(row)
     print("\n" + selection_table(rows))
     print("\n" + verdict_table(rows))
-    (folder.parent / "table1.json").write_text(json.dumps(rows, indent=1))
+    (folder.parent / summary_name(seeds)).write_text(json.dumps(rows, indent=1))
     return rows
 
 
