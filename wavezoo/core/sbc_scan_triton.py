@@ -303,6 +303,4 @@ def triton_sbc_scan(model, x: torch.Tensor, state, boundary=None) -> tuple[torch
     if not model.autoregressive:
         return model.readout(new), (final, steps + length)
     predicted = model.readout(computed)
-    m = mask.T[..., None].to(predicted.dtype)
-    y = predicted + m * x if model.input_mode == "add" else m * x + (1 - m) * predicted
-    return y, (final, steps + length)
+    return model.emit(predicted, x, mask.T[..., None].to(predicted.dtype)), (final, steps + length)
