@@ -86,14 +86,18 @@ def test_an_ensemble_writes_the_record_of_the_lone_run():
                 assert ours[key] == (pytest.approx(value, rel=1e-6) if isinstance(value, float) else value), key
 
 
-def test_a_killed_ensemble_resumes_from_its_checkpoint(tmp_path):
+def test_a_killed_ensemble_resumes_from_its_checkpoint(tmp_path, capsys):
     members = [Member("T1", 8, 0.0, 0), Member("T4", 8, 0.1, 1)]
     kwargs = {"steps_per_epoch": 10, "snapshot_every": 10}
     whole = train_ensemble(members, 30, **kwargs)
     checkpoint = tmp_path / "ensemble.pt"
     assert train_ensemble(members, 30, checkpoint, stop_after=20, **kwargs) is None  # killed after step 20
     assert checkpoint.is_file()
-    resumed = train_ensemble(members, 30, checkpoint, **kwargs)
+    capsys.readouterr()
+    resumed = train_ensemble(members, 30, checkpoint, log_every=10, **kwargs)
+    progress = capsys.readouterr().out.splitlines()  # the resumed run reports from step 20 on, with the time left
+    assert [line.split(",")[0] for line in progress] == ["ensemble of 2: step 30/30"]
+    assert "steps/s" in progress[0] and progress[0].endswith("about 0 min left")
     for a, b in zip(whole, resumed, strict=True):
         a.pop("ensemble"), b.pop("ensemble")
         assert a == b

@@ -383,7 +383,12 @@ def train_ensemble(
         if log_every and done % log_every == 0:
             pace = (done - first_step) / (time.perf_counter() - resumed_at)
             longest = max(data.horizons[i] for i in stage.tolist())
-            print(f"ensemble of {k}: step {done}/{steps}, {pace:.1f} steps/s, longest horizon {longest}", flush=True)
+            left = (steps - done) / pace / 60
+            print(
+                f"ensemble of {k}: step {done}/{steps}, {pace:.2f} steps/s, longest horizon {longest}, "
+                f"about {left:.0f} min left",
+                flush=True,
+            )
         if stop_after is not None and stop_after <= done < steps:
             return None
     seconds = time.perf_counter() - started

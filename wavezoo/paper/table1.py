@@ -29,6 +29,7 @@ from wavezoo.metrics import sign_accuracy
 
 SNAPSHOT_EVERY = 2000
 SOLVED = 0.9  # the authors analyse models with test accuracy > 0.9
+PROGRESS_EVERY = 500  # ensemble steps between progress lines (the checkpoint interval)
 
 #: Table 1 of the paper: (task, N, L2) -> (spectral error or None for "---", accuracy) [authors' notebook].
 PAPER_TABLE1 = {
@@ -153,7 +154,7 @@ def table1(
         from wavezoo.paper.ensemble import Member
 
         members = [Member(t, n, l2, seed) for t in tasks for n in hiddens for l2 in l2s for seed in seeds]
-        train_ensembles(members, steps, folder, device, max_members, pad_hidden, workers)
+        train_ensembles(members, steps, folder, device, max_members, pad_hidden, workers, log_every=PROGRESS_EVERY)
         return summarize_table1(folder)
     for task in tasks:
         for hidden in hiddens:
