@@ -8,8 +8,8 @@ import torch
 import wavezoo
 from wavezoo import ConfigError
 from wavezoo.core.linear_boundary import solve, spectral_radius
-from wavezoo.core.waves import wave_step, write_boundary
-from wavezoo.models.twm import WaveMemoryModel
+from wavezoo.core.waves import wave_step, wave_windows, write_boundary
+from wavezoo.models.twm import AttentionBoundary, WaveMemoryModel
 
 LENGTH = 300
 
@@ -222,3 +222,19 @@ def test_the_solver_nests_for_many_chunks_and_has_a_fixed_number_of_ops(monkeypa
         return sum(event.name.startswith("aten::") for event in prof.events())
 
     assert count(108) == count(432)
+
+
+@pytest.mark.parametrize("positions,heads", [(True, 1), (True, 2), (False, 2)])
+def test_attention_over_every_window_at_once_is_the_boundary_on_each_window(positions, heads):
+    """AttentionBoundary.attend_windows (keys and values once per column, the windows as strided views: the
+    teacher-forced SBC's training path) == the boundary called on each window, values and gradients, float64."""
+    torch.manual_seed(0)
+    boundary = AttentionBoundary(history=5, dim=6, num_heads=heads, positions=positions).double()
+    columns = torch.randn(3, 5 + 40 - 1, 6, dtype=torch.float64, requires_grad=True)
+    fast = boundary.attend_windows(columns)
+    windows = wave_windows(columns, 5, 40).flatten(0, 1)
+    reference = boundary(windows).reshape(3, 40, 6)
+    assert fast.shape == (3, 40, 6) and (fast - reference).abs().max() <= 1e-12
+    weights = torch.randn_like(fast)
+    grads = [torch.autograd.grad((out * weights).sum(), [columns, *boundary.parameters()]) for out in (fast, reference)]
+    assert all((a - b).abs().max() <= 1e-12 for a, b in zip(*grads, strict=True))

@@ -179,6 +179,21 @@ class AttentionBoundary(nn.Module):
         slots = torch.arange(self.history - columns, self.history, device=substrate.device)[None]
         return self.attend(substrate[:, -1:], *self.keys_values(substrate), slots)[:, 0]
 
+    def attend_windows(self, columns: torch.Tensor) -> torch.Tensor:
+        """f(h(t)) for every full window h(t) = (columns[t], ..., columns[t+s-1]) of ``columns [B, T+s-1, d]`` at
+        once, ``[B, T, d]``: each window's newest column queries its s columns (slot i = column t+i). The keys and
+        values are computed once per column and the windows are strided views of them (``Tensor.unfold``), so no
+        column is mapped s times; equal to :meth:`forward` on each window."""
+        history = self.history
+        newest = columns[:, history - 1 :]
+        q = self.heads(self.query(newest if self.positions is None else newest + self.positions[-1]))  # [B, H, T, dh]
+        keys, values = self.keys_values(columns)  # [B, H, T+s-1, dh]
+        scores = torch.einsum("bhtd,bhtds->bhts", q, keys.unfold(2, history, 1))
+        if self.positions is not None:  # every window is full: column t+i sits in slot i
+            scores = scores + q @ self.heads(self.key(self.positions)[None]).transpose(-1, -2)
+        mixed = torch.einsum("bhts,bhtds->bhtd", (scores * self.scale).softmax(-1), values.unfold(2, history, 1))
+        return self.output(mixed.transpose(1, 2).reshape(newest.shape[0], newest.shape[1], -1))
+
     def attend_sequence(self, tokens: torch.Tensor) -> torch.Tensor:
         """Causal sliding-window self-attention: token t attends to tokens t-s+1..t, token t-l in slot s-1-l.
 
@@ -422,8 +437,12 @@ class WaveMemoryModel(SequenceModel):
         mask = self.input_mask(torch.zeros(batch, dtype=torch.long, device=x.device), length, x.dtype)
         tokens = targets if self.input_mode == "add" else mask * x + (1 - mask) * targets
         columns = torch.cat([substrate, self.input_map(tokens)], dim=1)
-        windows = wave_windows(columns, self.memory.history, length).flatten(0, 1)  # h(0 .. T-1), [B * T, s, d]
-        computed = self.memory.boundary(windows).reshape(batch, length, -1)
+        attention = getattr(self.memory.boundary, "as_attention", lambda: None)()  # one attention layer, or None
+        if type(attention) is AttentionBoundary:  # keys and values once per column, not once per window
+            computed = attention.attend_windows(columns[:, : self.memory.history + length - 1])
+        else:
+            windows = wave_windows(columns, self.memory.history, length).flatten(0, 1)  # h(0 .. T-1), [B * T, s, d]
+            computed = self.memory.boundary(windows).reshape(batch, length, -1)
         return self.emit(self.readout(computed), x, mask)
 
     def input_mask(self, steps: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor | None:
