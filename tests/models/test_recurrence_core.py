@@ -44,6 +44,28 @@ def test_the_solver_is_the_recursion():
     assert (solve(lags, drive, past, rate) - reference).abs().max() < 1e-12 * reference.abs().max()
 
 
+@pytest.mark.parametrize(("scale", "length", "with_past"), [(0.12, 70, True), (0.9, 300, True), (0.3, 3, False)])
+def test_the_solvers_adjoint_backward_is_the_gradient_of_the_recursion(scale, length, with_past):
+    """LinearRecurrence's backward (the adjoint system run back in time, then one product for dl/dA_k) == autograd
+    through the stepped recursion in float64: the lags, the drive and the past, a growing system (rho > 1.5 at
+    L = 300), a length shorter than the history; torch.autograd.gradcheck on a small system."""
+    torch.manual_seed(1)
+    lags = (torch.randn(5, 3, 3, dtype=torch.float64) * scale).requires_grad_()
+    drive = torch.randn(2, length, 3, dtype=torch.float64, requires_grad=True)
+    past = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    inputs = [lags, drive, past] if with_past else [lags, drive]
+    weights = torch.randn(2, length, 3, dtype=torch.float64)
+    fast = torch.autograd.grad((solve(lags, drive, past if with_past else None) * weights).sum(), inputs)
+    zeros = torch.zeros_like(past)
+    slow = torch.autograd.grad((recursion(lags, drive, past if with_past else zeros) * weights).sum(), inputs)
+    for a, b in zip(fast, slow, strict=True):
+        assert (a - b).abs().max() <= 1e-12 * b.abs().max()
+    if length == 300:
+        assert spectral_radius(lags) > 1.5
+    small = [t.detach()[..., :2].clone().requires_grad_() for t in (lags[:, :2], drive[:, :12], past)]
+    assert torch.autograd.gradcheck(solve, small)
+
+
 RULES = [
     (mode, steps, ar)
     for mode, steps, ar in itertools.product(["add", "replace"], [None, 8, 3], [False, True])

@@ -111,11 +111,13 @@ NESTED = 1 << 21  # entries of the dense chunk-state systems (all groups) above 
 
 
 def chunk_size(length: int, history: int, dim: int = 1, batch: int = 1) -> int:
-    """The chunk length Q for :func:`solve`: among Q ~ sqrt(L s) x 2^(k/2), k = -4 .. 2 (at least s), the one of least
-    estimated work, (Q d)^2 (nc B + s d) for the chunks plus (nc s d)^2 (B + 1) for the chunk states (nc = L / Q
-    chunks, B right-hand sides): about sqrt(L s) for a batch, shorter for one sequence (a kernel)."""
+    """The chunk length Q for :func:`solve`: among Q = ceil(L / nc) for nc ~ L / (sqrt(L s) x 2^(k/2)) chunks,
+    k = -4 .. 2 (Q at least s; a Q that divides the length wastes no padded steps), the one of least estimated work,
+    (Q d)^2 (nc B + s d) for the chunks plus (nc s d)^2 (B + 1) for the chunk states (B right-hand sides): about
+    sqrt(L s) for a batch, shorter for one sequence (a kernel)."""
     middle = math.sqrt(length * history)
-    sizes = {max(history, min(length, math.ceil(middle * 2 ** (k / 2)))) for k in range(-4, 3)}
+    counts = {max(1, round(length / (middle * 2 ** (k / 2)))) for k in range(-4, 3)}
+    sizes = {max(history, -(-length // count)) for count in counts}
 
     def work(size: int) -> float:
         chunks = -(-length // size)
@@ -149,7 +151,8 @@ def solve(
     chunk by chunk), so every w(t) keeps its own relative precision (a spectral radius of 1.61 at L = 300, w ~ 1e62:
     7e-15 relative at every step, against the recursion). ``rate`` > 1 still solves the damped system of
     v(t) = rate^-t w(t) (A_k -> rate^-k A_k, e(t) -> rate^-t e(t)) and scales back (optional; it was needed by the
-    FFT series inversion this solver replaced)."""
+    FFT series inversion this solver replaced). Without ``readout`` the backward pass is the adjoint system, solved
+    the same way (:class:`LinearRecurrence`), not autograd through the scan's own operations."""
     length, history, dim = drive.shape[-2], lags.shape[-3], lags.shape[-1]
     groups, batch = lags.shape[:-3], drive.shape[0]
     if rate != 1.0:
@@ -161,11 +164,62 @@ def solve(
         past = None if past is None else past * damping[:history]
         if readout is not None:  # y(t) = rate^t sum_m (rate^-m R_m) v(t - m)
             readout = readout * (rate * lag_power[:, None, None])
+    lags = lags.reshape(-1, history, dim, dim)  # [g, s, d, d]: the groups flattened
+    drive = drive.reshape(batch, -1, length, dim)
+    past = None if past is None else past.reshape(batch, -1, history, dim)
+    if readout is None:  # the adjoint backward (LinearRecurrence)
+        solution = LinearRecurrence.apply(lags, drive, past)
+    else:
+        solution = chunked_solve(lags, drive, past, readout.reshape(-1, history, *readout.shape[-2:]))
+    solution = solution.reshape(batch, *groups, length, solution.shape[-1])
+    return solution if rate == 1.0 else solution / damping[history:]
+
+
+class LinearRecurrence(torch.autograd.Function):
+    """w = :func:`chunked_solve` (lags, drive, past) with the adjoint system as its backward, in place of autograd
+    through the chunked scan's matmuls, gathers and triangular solves (one more solve and one product):
+
+        lambda(t) = g(t) + sum_k A_k^T lambda(t + k)  (lambda(t > L) = 0; the same recursion, reversed in time),
+        dl/de(t) = lambda(t),  dl/dA_k = sum_t lambda(t) w(t - k)^T,
+        dl/dw(j) = sum_{k >= 1 - j} A_k^T lambda(j + k) for the past columns j = 1 - s .. 0.
+
+    ``lags [g, s, d, d]``, ``drive [B, g, L, d]``, ``past [B, g, s, d]`` or None. Once differentiable."""
+
+    @staticmethod
+    def forward(ctx, lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None) -> torch.Tensor:
+        written = chunked_solve(lags, drive, past)
+        ctx.save_for_backward(lags, written, past)
+        return written
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        lags, written, past = ctx.saved_tensors
+        history = lags.shape[-3]
+        adjoint = chunked_solve(lags.transpose(-1, -2), grad.flip(-2), None).flip(-2)  # lambda(1 .. L)
+        grad_lags = grad_past = None
+        if ctx.needs_input_grad[0]:
+            start = written.new_zeros(*written.shape[:2], history, lags.shape[-1]) if past is None else past
+            before = torch.cat([start, written[..., :-1, :]], dim=-2).unfold(-2, history, 1)  # w(t - s .. t - 1)
+            grad_lags = torch.einsum("bgti,bgtjm->gmij", adjoint, before).flip(1)  # slot m holds w(t - (s - m))
+        if past is not None and ctx.needs_input_grad[2]:
+            first = F.pad(adjoint[..., :history, :], (0, 0, 0, max(0, history - adjoint.shape[-2])))
+            slots = torch.arange(history, device=lags.device)  # past slot p = column p - s + 1; lambda(m + 1)
+            lag = (slots[None, :] + history - 1 - slots[:, None]).clamp(max=history)  # k - 1 = m + s - 1 - p
+            table = torch.cat([lags, lags.new_zeros(lags.shape[0], 1, *lags.shape[-2:])], 1)[:, lag]  # [g, p, m]
+            grad_past = torch.einsum("gpmij,bgmi->bgpj", table, first)
+        return grad_lags, adjoint if ctx.needs_input_grad[1] else None, grad_past
+
+
+def chunked_solve(
+    lags: torch.Tensor, drive: torch.Tensor, past: torch.Tensor | None, readout: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The chunked scan of :func:`solve` on flattened groups: ``lags [g, s, d, d]``, ``drive [B, g, L, d]``,
+    ``past [B, g, s, d]`` or None, ``readout [g, s, p, d]`` or None; ``[B, g, L, d or p]``."""
+    batch, length, history, dim = drive.shape[0], drive.shape[-2], lags.shape[-3], lags.shape[-1]
     size = chunk_size(length, history, dim, batch)
     chunks = -(-length // size)
     state = history * dim
-    lags = lags.reshape(-1, history, dim, dim)  # [g, s, d, d]: the groups flattened
-    drive = drive.reshape(batch, -1, length, dim)
     # T and F from one gather: block (i, j) of [F | I - T] is A_{i + s - j} (i: chunk step, j: s past + Q steps)
     table = torch.cat(
         [lags.new_zeros(lags.shape[0], 1, dim, dim), lags, lags.new_zeros(lags.shape[0], size, dim, dim)], 1
@@ -224,5 +278,4 @@ def solve(
     solution = (
         solution.reshape(-1, size, dim, chunks, batch).permute(4, 0, 3, 1, 2).reshape(batch, -1, chunks * size, dim)
     )
-    solution = solution[..., :length, :].reshape(batch, *groups, length, dim)
-    return solution if rate == 1.0 else solution / damping[history:]
+    return solution[..., :length, :]
