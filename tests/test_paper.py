@@ -9,7 +9,7 @@ from conftest import train_tiny_checkpoint
 
 from wavezoo.cli import main as wavezoo_main
 from wavezoo.paper import main, theorem_checks
-from wavezoo.paper.table1 import PAPER_TABLE1, markdown_table, summarize_table1
+from wavezoo.paper.table1 import PAPER_TABLE1, markdown_table, run_name, summarize_table1
 
 
 def test_theorem_claims_hold_to_float64_precision():
@@ -123,7 +123,7 @@ def test_table1_sweep_resumes_after_a_kill_and_skips_runs_held_by_a_live_process
 
     trained = []
 
-    def fake_train(task, hidden, l2, seed, steps, folder):
+    def fake_train(task, hidden, l2, seed, steps, folder, threshold=0.98):
         trained.append((task, seed))
         return {"task": task, "hidden": hidden, "l2": l2, "seed": seed, "steps": steps, "test_acc_h200": 0.5,
                 "spectral_error_rad": 1.0, "eig_count_above_0.8": 0}  # fmt: skip
@@ -249,3 +249,34 @@ def test_the_committed_table1_summaries_regenerate_from_the_committed_runs(tmp_p
         "| T2 | 128 | 0.001 | 20 | 0.9701 / 0.3131 (18 solved) | 15 of 20 | 0.9824 / 0.2899 (15 solved) |",
     ]
     assert all(row in out for row in verdicts)
+
+
+def test_a_seed_trained_at_two_thresholds_counts_once_with_its_best_figures(tmp_path, capsys):
+    """The paper's protocol over curriculum thresholds 0.9 and 0.98: a seed's accuracy is its best and its spectral
+    error its lowest over both runs; the default summary keeps the 0.98 runs only; --thresholds is checked."""
+    folder = tmp_path / "table1"
+    folder.mkdir()
+
+    def write(seed, acc, err, threshold=0.98, val=0.95):
+        run = {"task": "T2", "hidden": 64, "l2": 0.0, "seed": seed, "steps": 10, "test_acc_h200": acc,
+               "val_acc_h200": val, "max_test_acc_h200": acc, "min_spectral_error_rad": err,
+               "spectral_error_rad": err, "eig_count_above_0.8": 12, "snapshots": []}  # fmt: skip
+        if threshold != 0.98:
+            run["curriculum_threshold"] = threshold
+        (folder / f"{run_name('T2', 64, 0.0, seed, threshold)}.json").write_text(json.dumps(run))
+
+    write(0, 0.95, 0.3)
+    write(0, 0.97, 0.01, threshold=0.9, val=0.99)
+    write(1, 0.5, None, val=0.5)
+    (default,) = summarize_table1(folder)
+    assert (default["seeds"], default["thresholds"], default["solved"]) == (2, [0.98], 1)
+    assert default["mean_acc"] == pytest.approx(0.725) and default["mean_spectral_error_solved"] == 0.3
+    (both,) = summarize_table1(folder, thresholds=(0.9, 0.98))
+    assert (both["seeds"], both["thresholds"], both["solved"]) == (2, [0.9, 0.98], 1)
+    assert both["mean_acc"] == pytest.approx(0.735) and both["mean_spectral_error_solved"] == 0.01
+    assert both["selected_on_validation"]["mean_spectral_error_solved"] == 0.01  # seed 0's best-val checkpoint
+    main(["table1", "--summary", "--seeds", "0,1", "--thresholds", "0.98,0.9", "--out", str(tmp_path)])
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "table1_seeds2_thr0.9+0.98.json").exists()
+    with pytest.raises(SystemExit):
+        main(["table1", "--thresholds", "0.9,1.5", "--steps", "1", "--out", str(tmp_path)])
+    assert "--thresholds '0.9,1.5': every curriculum threshold must be in (0, 1]" in capsys.readouterr().err

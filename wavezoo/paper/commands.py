@@ -79,6 +79,14 @@ def _values(text: str, kind: type, option: str, lowest: float | None = None, cho
     return values
 
 
+def _thresholds(text: str) -> tuple[float, ...]:
+    """``--thresholds``: curriculum thresholds in (0, 1], sorted, each once."""
+    values = _values(text, float, "--thresholds")
+    if not all(0 < v <= 1 for v in values):
+        raise WavezooError(f"--thresholds {text!r}: every curriculum threshold must be in (0, 1]")
+    return tuple(sorted(set(values)))
+
+
 def _device(name: str) -> str:
     """``--device``: ``cpu`` or ``cuda`` (``cuda:I``), the latter only where torch sees a GPU."""
     import torch
@@ -105,9 +113,10 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "table1" and args.summary:
         from wavezoo.paper.table1 import markdown_table, summarize_table1, summary_name
 
-        seeds = _values(args.seeds, int, "--seeds", lowest=0)
-        print(markdown_table(summarize_table1(args.out / "table1", seeds), seeds_per_cell=len(seeds)))
-        print(f"wrote {args.out}/{summary_name(seeds)}")
+        seeds, thresholds = _values(args.seeds, int, "--seeds", lowest=0), _thresholds(args.thresholds)
+        rows = summarize_table1(args.out / "table1", seeds, thresholds)
+        print(markdown_table(rows, seeds_per_cell=len(seeds)))
+        print(f"wrote {args.out}/{summary_name(seeds, thresholds)}")
         return
     elif args.command == "table1":
         if args.quick:
@@ -124,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
             _values(args.tasks, str, "--tasks", choices=TASKS), _values(args.hidden, int, "--hidden", lowest=1),
             _values(args.l2, float, "--l2", lowest=0), _values(args.seeds, int, "--seeds", lowest=0), args.steps,
             args.out, ensemble=args.ensemble, device=_device(args.device), max_members=args.max_members,
-            pad_hidden=args.pad_hidden, workers=args.workers,
+            pad_hidden=args.pad_hidden, workers=args.workers, thresholds=_thresholds(args.thresholds),
         )  # fmt: skip
         _log(args.out, "table1", rows, {})
     elif args.command == "spectra":
@@ -178,6 +187,12 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--l2", default="0,0.001,0.1")
             command.add_argument("--seeds", default="0,1,2,3,4")
             command.add_argument("--steps", type=int, default=20000, help="the authors' sweep: 10 x 2,000 batches")
+            command.add_argument(
+                "--thresholds",
+                default="0.98",
+                help="curriculum thresholds, one run per seed at each (the paper: 0.9,0.98); the summary takes each "
+                "seed's best over its runs at these thresholds",
+            )
             command.add_argument(
                 "--ensemble",
                 action="store_true",

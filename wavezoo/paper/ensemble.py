@@ -42,6 +42,7 @@ from torch import nn
 
 from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator
 from wavezoo.errors import ConfigError
+from wavezoo.paper.table1 import run_name
 
 SNAPSHOT_EVERY = 2000
 SOLVED = 0.9
@@ -60,8 +61,7 @@ class Member:
     @property
     def name(self) -> str:
         """The run's file stem, as ``wavezoo-paper table1`` names it (the threshold shows only when not 0.98)."""
-        extra = "" if self.threshold == 0.98 else f"_thr{self.threshold:g}"
-        return f"{self.task}_N{self.hidden}_L2{self.l2:g}{extra}_seed{self.seed}"
+        return run_name(self.task, self.hidden, self.l2, self.seed, self.threshold)
 
 
 def check_batchable(members: list[Member], pad_hidden: bool = False) -> None:

@@ -16,6 +16,7 @@ size, and writes the same per-run JSON files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import statistics
@@ -85,8 +86,11 @@ def _snapshot_callback(task: str, data, every: int):
     return Snapshots()
 
 
-def train_elman(task: str, hidden: int, l2: float, seed: int, steps: int, folder: Path) -> dict:
-    """One Table-1 run with the paper's protocol; returns its record (final and per-snapshot figures)."""
+def train_elman(
+    task: str, hidden: int, l2: float, seed: int, steps: int, folder: Path, threshold: float = 0.98
+) -> dict:
+    """One Table-1 run with the paper's protocol (curriculum ``threshold``: the paper trained every seed with 0.9
+    and with 0.98); returns its record (final and per-snapshot figures)."""
     import lightning.pytorch as pl
 
     from wavezoo.data import VariableBindingDataModule
@@ -94,7 +98,7 @@ def train_elman(task: str, hidden: int, l2: float, seed: int, steps: int, folder
     from wavezoo.lit.reliability import quiet_trainer
 
     pl.seed_everything(seed, verbose=False)
-    data = VariableBindingDataModule(task, seed=seed)
+    data = VariableBindingDataModule(task, seed=seed, curriculum_threshold=threshold)
     module = SequenceRegression(model="elman", input_size=8, output_size=8, hidden_size=hidden, weight_decay=l2)
     checkpoint = pl.callbacks.ModelCheckpoint(folder, monitor="val/loss", filename="best")
     snapshots = _snapshot_callback(task, data, min(SNAPSHOT_EVERY, steps))
@@ -115,6 +119,7 @@ def train_elman(task: str, hidden: int, l2: float, seed: int, steps: int, folder
         "hidden": hidden,
         "l2": l2,
         "seed": seed,
+        **({} if threshold == 0.98 else {"curriculum_threshold": threshold}),
         "steps": steps,
         **final,
         "max_test_acc_h200": max(r["test_acc_h200"] for r in candidates),
@@ -135,8 +140,13 @@ def table1(
     max_members: int | None = None,
     pad_hidden: bool = False,
     workers: int = 0,
+    thresholds: tuple[float, ...] = (0.98,),
 ) -> list[dict]:
     """Run (or reuse) every run of the sweep, then summarise; returns the summary rows.
+
+    ``thresholds``: the curriculum thresholds; each seed is trained once per threshold (a run at another threshold
+    than 0.98 is ``..._thr0.9_seed<n>.json``) and the summary takes each seed's best over its runs at these
+    thresholds, as the paper did over 0.9 and 0.98.
 
     One JSON per run in ``out/table1/``; runs already there are skipped. A run in progress holds an OS file lock
     (``<run>.lock``, :class:`filelock.FileLock`), so several processes can share one sweep; the lock dies with its
@@ -153,21 +163,23 @@ def table1(
     if ensemble:
         from wavezoo.paper.ensemble import Member
 
-        members = [Member(t, n, l2, seed) for t in tasks for n in hiddens for l2 in l2s for seed in seeds]
+        members = [Member(*run) for run in itertools.product(tasks, hiddens, l2s, seeds, thresholds)]
         train_ensembles(members, steps, folder, device, max_members, pad_hidden, workers, log_every=PROGRESS_EVERY)
-        return summarize_table1(folder)
-    for task in tasks:
-        for hidden in hiddens:
-            for l2 in l2s:
-                for seed in seeds:
-                    path = folder / f"{task}_N{hidden}_L2{l2:g}_seed{seed}.json"
-                    with _run_lock(path) as free:
-                        if not free or path.exists():  # another live process trains it, or it is done
-                            continue
-                        with tempfile.TemporaryDirectory() as tmp:
-                            result = train_elman(task, hidden, l2, seed, steps, Path(tmp))
-                        _write_run(path, result)
-    return summarize_table1(folder)
+        return summarize_table1(folder, thresholds=thresholds)
+    for task, hidden, l2, seed, threshold in itertools.product(tasks, hiddens, l2s, seeds, thresholds):
+        path = folder / f"{run_name(task, hidden, l2, seed, threshold)}.json"
+        with _run_lock(path) as free:
+            if not free or path.exists():  # another live process trains it, or it is done
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                result = train_elman(task, hidden, l2, seed, steps, Path(tmp), threshold)
+            _write_run(path, result)
+    return summarize_table1(folder, thresholds=thresholds)
+
+
+def run_name(task: str, hidden: int, l2: float, seed: int, threshold: float = 0.98) -> str:
+    """A run's file stem: ``T2_N128_L20.001_seed5``; the curriculum threshold shows only when not 0.98."""
+    return f"{task}_N{hidden}_L2{l2:g}{'' if threshold == 0.98 else f'_thr{threshold:g}'}_seed{seed}"
 
 
 @contextmanager
@@ -232,27 +244,44 @@ def train_ensembles(
                 checkpoint.unlink(missing_ok=True)
 
 
-def _seed_figures(run: dict) -> tuple[float, float | None]:
-    """(accuracy, spectral error) of one seed as the paper counts them; runs without snapshots use final values."""
+def run_threshold(run: dict) -> float:
+    """The curriculum threshold a run was trained with (0.98 unless its record says otherwise)."""
+    return run.get("curriculum_threshold", 0.98)
+
+
+def _run_figures(run: dict) -> tuple[float, float | None]:
+    """(accuracy, spectral error) of one run as the paper counts them; runs without snapshots use final values."""
     acc = run.get("max_test_acc_h200", run["test_acc_h200"])
     if "min_spectral_error_rad" in run:
         return acc, run["min_spectral_error_rad"]
     return acc, run["spectral_error_rad"] if run["test_acc_h200"] > SOLVED else None
 
 
-def _validation_figures(run: dict) -> tuple[float, float | None] | None:
-    """(test accuracy, spectral error) of the checkpoint with the best validation accuracy, the error only if that
-    checkpoint solves the task on validation (> 0.9); ``None`` for a run recorded without validation figures."""
-    final = {k: run[k] for k in ("test_acc_h200", "spectral_error_rad") if k in run}
-    candidates = [*run.get("snapshots", []), {**final, "val_acc_h200": run.get("val_acc_h200")}]
+def _seed_figures(runs: list[dict]) -> tuple[float, float | None]:
+    """(accuracy, spectral error) of one seed over its runs (one per curriculum threshold), as the paper: the best
+    accuracy and the lowest spectral error of a solved checkpoint over all of them."""
+    figures = [_run_figures(run) for run in runs]
+    errors = [err for _, err in figures if err is not None]
+    return max(acc for acc, _ in figures), min(errors) if errors else None
+
+
+def _validation_figures(runs: list[dict]) -> tuple[float, float | None] | None:
+    """(test accuracy, spectral error) of one seed's checkpoint with the best validation accuracy over its runs,
+    the error only if that checkpoint solves the task on validation (> 0.9); ``None`` if a run was recorded without
+    validation figures."""
+    candidates = []
+    for run in sorted(runs, key=run_threshold):
+        final = {k: run[k] for k in ("test_acc_h200", "spectral_error_rad") if k in run}
+        candidates += [*run.get("snapshots", []), {**final, "val_acc_h200": run.get("val_acc_h200")}]
     if any(c.get("val_acc_h200") is None for c in candidates):
         return None
     chosen = max(candidates, key=lambda c: c["val_acc_h200"])  # the first of equals: the earliest checkpoint
     return chosen["test_acc_h200"], chosen["spectral_error_rad"] if chosen["val_acc_h200"] > SOLVED else None
 
 
-def _validation_row(group: list[dict]) -> dict:
-    """The cell's figures selected on validation, over the runs that carry validation figures."""
+def _validation_row(group: list[list[dict]]) -> dict:
+    """The cell's figures selected on validation (``group``: each seed's runs), over the seeds whose runs carry
+    validation figures."""
     figures = [f for f in map(_validation_figures, group) if f is not None]
     errors = [err for _, err in figures if err is not None]
     return {
@@ -303,23 +332,32 @@ def seed_verdict(errors: list[float], paper: float | None, draws: int = 10_000) 
 PAPER_SEEDS = [0, 1, 2, 3, 4]  # the committed sweep: five seeds per cell
 
 
-def summary_name(seeds: list[int] | None) -> str:
-    """The summary file: ``table1.json`` for the committed five seeds (or every run), else ``table1_seeds<n>.json``."""
-    return "table1.json" if seeds is None or sorted(seeds) == PAPER_SEEDS else f"table1_seeds{len(seeds)}.json"
+def summary_name(seeds: list[int] | None, thresholds: tuple[float, ...] = (0.98,)) -> str:
+    """The summary file: ``table1.json`` for the committed five seeds (or every run), else ``table1_seeds<n>.json``;
+    ``_thr0.9+0.98`` before ``.json`` for other curriculum thresholds than 0.98 alone."""
+    stem = "table1" if seeds is None or sorted(seeds) == PAPER_SEEDS else f"table1_seeds{len(seeds)}"
+    return stem + ("" if tuple(thresholds) == (0.98,) else "_thr" + "+".join(f"{t:g}" for t in thresholds)) + ".json"
 
 
-def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]:
+def summarize_table1(
+    folder: Path, seeds: list[int] | None = None, thresholds: tuple[float, ...] = (0.98,)
+) -> list[dict]:
     """Per (task, N, L2): mean over seeds of the accuracy and of the spectral error of the solved seeds.
 
     ``seeds`` keeps only those seeds' runs (the paper's table: five seeds per cell); None keeps every run.
+    ``thresholds`` keeps the runs of these curriculum thresholds; a seed with several runs counts once, with its best
+    figures over them (:func:`_seed_figures`: the paper's protocol over its thresholds 0.9 and 0.98).
     Prints one line per cell and writes the rows to ``folder/../`` + :func:`summary_name`; :func:`markdown_table`
     turns them into the table of docs/REPRODUCTION.md (``wavezoo-paper table1 --summary``).
     """
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    runs = [run for run in runs if seeds is None or run["seed"] in seeds]
+    runs = [run for run in runs if (seeds is None or run["seed"] in seeds) and run_threshold(run) in thresholds]
     if not runs:
         which = "" if seeds is None else f" with a seed in {seeds}"
-        raise WavezooError(f"no Table-1 run{which} in {folder}: expected <task>_N<hidden>_L2<l2>_seed<seed>.json files")
+        raise WavezooError(
+            f"no Table-1 run{which} in {folder} at curriculum threshold {'/'.join(map(str, thresholds))}: expected "
+            "<task>_N<hidden>_L2<l2>[_thr<threshold>]_seed<seed>.json files"
+        )
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault((run["task"], run["hidden"], float(run["l2"])), []).append(run)
@@ -330,7 +368,10 @@ def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]
     )
     for key in sorted(groups):
         group = groups[key]
-        figures = [_seed_figures(r) for r in group]
+        by_seed: dict[int, list[dict]] = {}
+        for run in group:
+            by_seed.setdefault(run["seed"], []).append(run)
+        figures = [_seed_figures(seed_runs) for seed_runs in by_seed.values()]
         errors = [err for _, err in figures if err is not None]
         acc = sum(a for a, _ in figures) / len(figures)
         err = sum(errors) / len(errors) if errors else None
@@ -342,8 +383,9 @@ def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]
             "task": key[0],
             "hidden": key[1],
             "l2": key[2],
-            "seeds": len(group),
-            "seed_ids": sorted(r["seed"] for r in group),
+            "seeds": len(by_seed),
+            "seed_ids": sorted(by_seed),
+            "thresholds": sorted({run_threshold(r) for r in group}),
             "steps": sorted({r["steps"] for r in group}),
             "mean_acc": acc,
             "solved": len(errors),
@@ -351,17 +393,17 @@ def summarize_table1(folder: Path, seeds: list[int] | None = None) -> list[dict]
             "mean_spectral_error_solved": err,
             "eig_counts": counts,
             "paper": {"spectral_error": paper_err, "acc": paper_acc},
-            "selected_on_validation": _validation_row(group),
+            "selected_on_validation": _validation_row(list(by_seed.values())),
             "seed_verdict": seed_verdict(errors, paper_err),
         }
         print(
-            f"{key[0]:<5}{key[1]:>5}{key[2]:>7g}{len(group):>6}{max(row['steps']):>7}{acc:>8.4f}{len(errors):>7}"
+            f"{key[0]:<5}{key[1]:>5}{key[2]:>7g}{len(by_seed):>6}{max(row['steps']):>7}{acc:>8.4f}{len(errors):>7}"
             f"{row['spectral_error_at_most_0.02']:>7}{shown:>10}  {','.join(map(str, counts)):<14}{paper}"
         )
         rows.append(row)
     print("\n" + selection_table(rows))
     print("\n" + verdict_table(rows))
-    (folder.parent / summary_name(seeds)).write_text(json.dumps(rows, indent=1))
+    (folder.parent / summary_name(seeds, thresholds)).write_text(json.dumps(rows, indent=1))
     return rows
 
 
