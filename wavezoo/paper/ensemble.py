@@ -42,10 +42,14 @@ from torch import nn
 
 from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator
 from wavezoo.errors import ConfigError
-from wavezoo.paper.table1 import run_name
 
 SNAPSHOT_EVERY = 2000
 SOLVED = 0.9
+
+
+def run_name(task: str, hidden: int, l2: float, seed: int, threshold: float = 0.98) -> str:
+    """A run's file stem: ``T2_N128_L20.001_seed5``; the curriculum threshold shows only when not 0.98."""
+    return f"{task}_N{hidden}_L2{l2:g}{'' if threshold == 0.98 else f'_thr{threshold:g}'}_seed{seed}"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from wavezoo.analysis import count_above, eigenvalues, spectral_error, task_operator
 from wavezoo.errors import WavezooError
 from wavezoo.metrics import sign_accuracy
+from wavezoo.paper.ensemble import Member, ensemble_id, run_name, train_ensemble
 
 SNAPSHOT_EVERY = 2000
 SOLVED = 0.9  # the authors analyse models with test accuracy > 0.9
@@ -161,8 +162,6 @@ def table1(
     folder = out / "table1"
     folder.mkdir(parents=True, exist_ok=True)
     if ensemble:
-        from wavezoo.paper.ensemble import Member
-
         members = [Member(*run) for run in itertools.product(tasks, hiddens, l2s, seeds, thresholds)]
         train_ensembles(members, steps, folder, device, max_members, pad_hidden, workers, log_every=PROGRESS_EVERY)
         return summarize_table1(folder, thresholds=thresholds)
@@ -175,11 +174,6 @@ def table1(
                 result = train_elman(task, hidden, l2, seed, steps, Path(tmp), threshold)
             _write_run(path, result)
     return summarize_table1(folder, thresholds=thresholds)
-
-
-def run_name(task: str, hidden: int, l2: float, seed: int, threshold: float = 0.98) -> str:
-    """A run's file stem: ``T2_N128_L20.001_seed5``; the curriculum threshold shows only when not 0.98."""
-    return f"{task}_N{hidden}_L2{l2:g}{'' if threshold == 0.98 else f'_thr{threshold:g}'}_seed{seed}"
 
 
 @contextmanager
@@ -218,7 +212,6 @@ def train_ensembles(
     """Train the ``members`` (:class:`wavezoo.paper.ensemble.Member`) without a JSON in ``folder`` as ensembles of
     one hidden size each (one in all with ``pad_hidden``), holding every member's run lock meanwhile; writes one JSON
     per member."""
-    from wavezoo.paper.ensemble import ensemble_id, train_ensemble
 
     with ExitStack() as locks:
         todo = []
