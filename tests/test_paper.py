@@ -233,13 +233,18 @@ def test_the_committed_table1_sweep_is_complete_and_is_the_table_the_docs_show(t
 
 
 def test_the_committed_table1_summaries_regenerate_from_the_committed_runs(tmp_path, capsys):
-    """docs/results/table1.json (seeds 0-4) and table1_seeds20.json (the three open cells with 20 seeds) are what
-    `wavezoo-paper table1 --summary` prints from the committed runs, byte for byte; the 20-seed verdicts as in the
-    docs."""
+    """docs/results/table1.json (seeds 0-4), table1_seeds20.json (the three open cells with 20 seeds) and
+    table1_seeds20_thr0.9+0.98.json (two of them also at curriculum threshold 0.9) are what `wavezoo-paper table1
+    --summary` prints from the committed runs, byte for byte; the 20-seed verdicts as in the docs."""
     results = Path(__file__).resolve().parents[1] / "docs" / "results"
     shutil.copytree(results / "table1", tmp_path / "table1")
-    for seeds, name in [("0,1,2,3,4", "table1.json"), (",".join(map(str, range(20))), "table1_seeds20.json")]:
-        main(["table1", "--summary", "--seeds", seeds, "--out", str(tmp_path)])
+    seeds20 = ",".join(map(str, range(20)))
+    for seeds, thresholds, name in [
+        ("0,1,2,3,4", "0.98", "table1.json"),
+        (seeds20, "0.98", "table1_seeds20.json"),
+        (seeds20, "0.9,0.98", "table1_seeds20_thr0.9+0.98.json"),
+    ]:
+        main(["table1", "--summary", "--seeds", seeds, "--thresholds", thresholds, "--out", str(tmp_path)])
         assert (tmp_path / name).read_text() == (results / name).read_text(), name
     out = capsys.readouterr().out
     verdicts = [
@@ -247,6 +252,9 @@ def test_the_committed_table1_summaries_regenerate_from_the_committed_runs(tmp_p
         "| T4 | 64 | 0 | 16 | 13 | 0.0741 / 0.0076 | 0.0068 - 0.2046 | 0.0045 - 0.4183 | 0.0112 | seed variance |",
         "| T4 | 64 | 0.001 | 19 | 1 | 0.4974 / 0.3930 | 0.3582 - 0.6463 | 0.2431 - 0.7920 | 0.0011 | protocol diff",
         "| T2 | 128 | 0.001 | 20 | 0.9701 / 0.3131 (18 solved) | 15 of 20 | 0.9824 / 0.2899 (15 solved) |",
+        # both curriculum thresholds, as the paper: T4 N64 L2=0.001 turns to seed variance, T2 N128 does not move
+        "| T4 | 64 | 0.001 | 19 | 18 | 0.0580 / 0.0008 | 0.0008 - 0.1724 | 0.0007 - 0.4351 | 0.0011 | seed variance |",
+        "| T2 | 128 | 0.001 | 18 | 4 | 0.3103 / 0.3230 | 0.2015 - 0.4305 | 0.1091 - 0.5327 | 0.0031 | protocol diff",
     ]
     assert all(row in out for row in verdicts)
 

@@ -325,6 +325,12 @@ def seed_verdict(errors: list[float], paper: float | None, draws: int = 10_000) 
 PAPER_SEEDS = [0, 1, 2, 3, 4]  # the committed sweep: five seeds per cell
 
 
+def _count_range(counts: list[int]) -> str:
+    """A cell's eigenvalue counts over its seeds as ``low-high`` (one number when they agree)."""
+    low, high = min(counts), max(counts)
+    return str(low) if low == high else f"{low}-{high}"
+
+
 def summary_name(seeds: list[int] | None, thresholds: tuple[float, ...] = (0.98,)) -> str:
     """The summary file: ``table1.json`` for the committed five seeds (or every run), else ``table1_seeds<n>.json``;
     ``_thr0.9+0.98`` before ``.json`` for other curriculum thresholds than 0.98 alone."""
@@ -391,7 +397,7 @@ def summarize_table1(
         }
         print(
             f"{key[0]:<5}{key[1]:>5}{key[2]:>7g}{len(by_seed):>6}{max(row['steps']):>7}{acc:>8.4f}{len(errors):>7}"
-            f"{row['spectral_error_at_most_0.02']:>7}{shown:>10}  {','.join(map(str, counts)):<14}{paper}"
+            f"{row['spectral_error_at_most_0.02']:>7}{shown:>10}  {_count_range(counts):<14}{paper}"
         )
         rows.append(row)
     print("\n" + selection_table(rows))
@@ -409,14 +415,13 @@ def markdown_table(rows: list[dict], seeds_per_cell: int = 5) -> str:
     ]
     for row in sorted(rows, key=lambda r: (r["task"], r["hidden"], r["l2"])):
         err = row["mean_spectral_error_solved"]
-        low, high = min(row["eig_counts"]), max(row["eig_counts"])
         paper_err, paper_acc = row["paper"]["spectral_error"], row["paper"]["acc"]
         paper = "not in the paper" if paper_acc is None else f"{_or_dashes(paper_err)} ({paper_acc:.2f})"
         seeds = f"{row['seeds']}" if row["seeds"] >= seeds_per_cell else f"{row['seeds']} of {seeds_per_cell}"
         lines.append(
             f"| {row['task']} | {row['hidden']} | {row['l2']:g} | {seeds} | {row['mean_acc']:.4f} "
             f"| {row['solved']} / {row['spectral_error_at_most_0.02']} | {_or_dashes(err)} "
-            f"| {low if low == high else f'{low}-{high}'} | {paper} |"
+            f"| {_count_range(row['eig_counts'])} | {paper} |"
         )
     return "\n".join(lines)
 
